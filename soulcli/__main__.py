@@ -1,0 +1,5 @@
+"""Run soul as `python -m soulcli`."""
+
+from soulcli.cli import main
+
+main()

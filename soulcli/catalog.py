@@ -1,0 +1,88 @@
+"""The style catalog shipped with soul, and how a user's style name is resolved."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from soulcli.errors import UsageError
+
+DEFAULT_STYLE = "GENERAL"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_CATALOG_FILE = Path(__file__).parent / "data" / "styles.json"
+
+
+@dataclass(frozen=True)
+class Style:
+    id: str
+    name: str
+    preview_url: str = ""
+
+
+@cache
+def load_styles() -> tuple[Style, ...]:
+    """Return the 60 styles, in the provider's order (no network: 302.AI has no style list)."""
+    entries = json.loads(_CATALOG_FILE.read_text(encoding="utf-8"))
+    return tuple(Style(e["id"], e["name"], e.get("preview_url", "")) for e in entries)
+
+
+def is_uuid(text: str) -> bool:
+    return bool(_UUID.match(text))
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^0-9a-z.]+", text.lower()) if w]
+
+
+def search_styles(query: str) -> list[Style]:
+    """Return the styles whose name or id contains `query`, case-insensitively."""
+    needle = query.strip().lower()
+    return [s for s in load_styles() if needle in s.name.lower() or needle in s.id.lower()]
+
+
+def resolve_style(query: str) -> Style:
+    """Turn a UUID or a (partial) style name into a Style, or raise a UsageError.
+
+    A UUID is used as is; then a case-insensitive exact name wins; then a unique
+    name prefix; then a unique word of a name (`Tokyo` finds `Tokyo streetstyle`).
+    """
+    text = " ".join(query.split())
+    if not text:
+        raise UsageError("the style is empty", hint="see `soul styles` for the list")
+    styles = load_styles()
+    if is_uuid(text):
+        for style in styles:
+            if style.id.lower() == text.lower():
+                return style
+        return Style(id=text.lower(), name=text.lower())
+    lowered = text.lower()
+    for match in (
+        lambda s: s.name.lower() == lowered,
+        lambda s: _compact(s.name) == _compact(text) and _compact(text) != "",
+        lambda s: s.name.lower().startswith(lowered),
+        lambda s: any(w.startswith(lowered) for w in _words(s.name)),
+    ):
+        found = [s for s in styles if match(s)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(repr(s.name) for s in found)
+            raise UsageError(f"style {text!r} is ambiguous: it matches {names}")
+    raise UsageError(f"unknown style {text!r}", hint=_suggestion(text, styles))
+
+
+def _suggestion(text: str, styles: tuple[Style, ...]) -> str:
+    import difflib
+
+    by_lower = {s.name.lower(): s.name for s in styles}
+    close = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
+    return "see `soul styles` for the list"

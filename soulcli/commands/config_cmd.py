@@ -1,0 +1,174 @@
+"""`soul config`: read and change settings in the 0600 TOML config file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from soulcli.errors import ExitCode
+from soulcli.options import JsonFlag
+
+config_app = typer.Typer(
+    name="config",
+    help="Show or change settings (API key, base URL, defaults).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+KeyArgument = Annotated[str, typer.Argument(help="api_key, base_url, style, aspect_ratio, quality or out_dir.")]
+
+
+@config_app.command("set")
+def config_set(
+    key: KeyArgument,
+    value: Annotated[
+        str | None,
+        typer.Argument(help="The value; for api_key leave it out to be asked (or pipe it in)."),
+    ] = None,
+) -> None:
+    """Set a config value. Example: soul config set api_key   (asks for it, hidden)"""
+    from soulcli import ui
+    from soulcli.config import SECRET_KEYS, canonical_key, load_config, save_config
+    from soulcli.errors import UsageError
+
+    name = canonical_key(key)
+    if value is None:
+        if name not in SECRET_KEYS:
+            raise UsageError(f"give a value: soul config set {name} VALUE")
+        value = _read_secret(name)
+    cleaned = validate_value(name, value)
+    values = load_config()
+    values[name] = cleaned
+    path = save_config(values)
+    shown = mask(name, cleaned)
+    ui.say(f"soul: {name} set to {shown} in {path}")
+
+
+@config_app.command("get")
+def config_get(key: KeyArgument) -> None:
+    """Print one effective value (the API key masked). Example: soul config get quality"""
+    from soulcli import ui
+    from soulcli.config import canonical_key
+
+    name = canonical_key(key)
+    value, _source = effective_value(name)
+    if value is None:
+        ui.say(f"soul: {name} is not set")
+        raise typer.Exit(int(ExitCode.CONFIG))
+    ui.emit(mask(name, value))
+
+
+@config_app.command("unset")
+def config_unset(key: KeyArgument) -> None:
+    """Remove a value from the config file. Example: soul config unset style"""
+    from soulcli import ui
+    from soulcli.config import canonical_key, load_config, save_config
+
+    name = canonical_key(key)
+    values = load_config()
+    if values.pop(name, None) is None:
+        ui.say(f"soul: {name} was not set in the config file")
+        return
+    path = save_config(values)
+    ui.say(f"soul: {name} removed from {path}")
+
+
+@config_app.command("list")
+def config_list(json_: JsonFlag = False) -> None:
+    """Show every setting, its effective value and where it comes from."""
+    from soulcli import ui
+    from soulcli.config import KNOWN_KEYS
+
+    rows = {name: effective_value(name) for name in KNOWN_KEYS}
+    if json_:
+        ui.emit_json({name: {"value": mask(name, v) if v is not None else None, "source": src}
+                      for name, (v, src) in rows.items()})
+        return
+    for name, (value, source) in rows.items():
+        shown = mask(name, value) if value is not None else "(not set)"
+        ui.emit(f"{name} = {shown}" + (f"  [{source}]" if source else ""))
+
+
+@config_app.command("path")
+def config_path_command() -> None:
+    """Print where the config file lives (SOUL_CONFIG_DIR moves it)."""
+    from soulcli import ui
+    from soulcli.config import config_path
+
+    ui.emit(str(config_path()))
+
+
+def mask(name: str, value: str) -> str:
+    from soulcli.config import SECRET_KEYS, mask_secret
+
+    return mask_secret(value) if name in SECRET_KEYS else value
+
+
+def effective_value(name: str) -> tuple[str | None, str]:
+    """The value in force for a key and its source: env, config or default."""
+    import os
+
+    from soulcli.config import DEFAULT_BASE_URL, load_config
+
+    env_name = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}.get(name)
+    if env_name and os.environ.get(env_name):
+        return os.environ[env_name].strip(), f"env {env_name}"
+    values = load_config()
+    if name in values:
+        return values[name], "config"
+    if name == "base_url":
+        return DEFAULT_BASE_URL, "default"
+    return None, ""
+
+
+def _read_secret(name: str) -> str:
+    """Ask for a secret without echo on a terminal, or read one line from piped stdin."""
+    from soulcli.errors import UsageError
+
+    if sys.stdin.isatty():
+        value: str = typer.prompt(f"{name}", hide_input=True, err=True)
+    else:
+        value = sys.stdin.readline()
+    if not value.strip():
+        raise UsageError(f"no value given for {name}")
+    return value
+
+
+def validate_value(name: str, value: str) -> str:
+    """Check a value before it is stored; return it in canonical form."""
+    from soulcli.errors import ConfigError, UsageError
+
+    text = value.strip()
+    if not text:
+        raise UsageError(f"{name} cannot be empty; use `soul config unset {name}`")
+    if name == "api_key":
+        if any(c.isspace() or ord(c) < 0x20 for c in text) or not text.isascii():
+            raise UsageError("the API key has spaces or characters that cannot be sent in a header")
+        return text
+    if name == "base_url":
+        from soulcli.config import check_base_url
+
+        try:
+            return check_base_url(text)
+        except ConfigError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from exc
+    if name == "style":
+        from soulcli.catalog import resolve_style
+
+        return resolve_style(text).name
+    if name == "aspect_ratio":
+        from soulcli.models import ASPECT_RATIOS
+
+        if text not in ASPECT_RATIOS:
+            raise UsageError(f"unknown aspect ratio {text!r}", hint="use one of " + ", ".join(ASPECT_RATIOS))
+        return text
+    if name == "quality":
+        from soulcli.models import normalize_quality
+
+        tier = normalize_quality(text)
+        if tier is None:
+            raise UsageError(f"unknown quality {text!r}", hint="use 720p (basic) or 1080p (high)")
+        return tier
+    return text

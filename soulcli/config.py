@@ -1,0 +1,211 @@
+"""The TOML config file: where it lives, reading it safely, and writing it atomically at 0600."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from soulcli.errors import ConfigError, UsageError
+
+CONFIG_FILENAME = "config.toml"
+DEFAULT_BASE_URL = "https://api.302.ai"
+SECRET_KEYS = frozenset({"api_key"})
+# Every key `soul config` knows, with a one-line description for `config list`.
+KNOWN_KEYS: dict[str, str] = {
+    "api_key": "302.AI API key (sk-...); SOUL_API_KEY overrides it",
+    "base_url": f"API base URL (default {DEFAULT_BASE_URL}); SOUL_BASE_URL overrides it",
+    "style": "default style name or id for generate",
+    "aspect_ratio": "default aspect ratio for generate",
+    "quality": "default quality for generate (720p or 1080p)",
+    "out_dir": "default output directory for images",
+}
+KEY_ALIASES = {"ar": "aspect_ratio", "ratio": "aspect_ratio", "out": "out_dir", "output_dir": "out_dir"}
+
+
+def config_dir() -> Path:
+    """The config directory: $SOUL_CONFIG_DIR, else platformdirs' user config dir."""
+    override = os.environ.get("SOUL_CONFIG_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("soul", appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILENAME
+
+
+def canonical_key(key: str) -> str:
+    """Return the config key a user meant (`ar` is `aspect_ratio`), or raise UsageError."""
+    name = key.strip().lower().replace("-", "_")
+    name = KEY_ALIASES.get(name, name)
+    if name not in KNOWN_KEYS:
+        known = ", ".join(KNOWN_KEYS)
+        raise UsageError(f"unknown config key {key!r}", hint=f"known keys: {known}")
+    return name
+
+
+def load_config(path: Path | None = None) -> dict[str, str]:
+    """Read the config file; a missing file is an empty config, a broken one a ConfigError."""
+    import tomllib
+
+    path = path or config_path()
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(
+            f"config file {path} is a symlink; soul keeps the API key only in a regular file",
+            hint="replace the link with the file itself",
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML ({exc})",
+            hint=f"fix it or remove it and run `soul config set` again",
+        ) from exc
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in KNOWN_KEYS:
+            continue  # written by a newer soul, perhaps: keep quiet, keep it on rewrite
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"config file {path}: {key} must be a string, not {type(value).__name__}",
+                hint=f"fix it with `soul config set {key} VALUE`",
+            )
+        values[key] = value
+    if "api_key" in values and info.st_mode & 0o077:
+        raise ConfigError(
+            f"config file {path} holds the API key but other users can read it",
+            hint=f"run: chmod 600 {path}",
+        )
+    return values
+
+
+def _toml_string(value: str) -> str:
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def save_config(values: dict[str, str], path: Path | None = None) -> Path:
+    """Write the config atomically; the file is created at mode 0600 and never widened."""
+    path = path or config_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lines = ["# soul configuration: see `soul config list`"]
+    ordered = [k for k in KNOWN_KEYS if k in values]
+    lines += [f"{key} = {_toml_string(values[key])}" for key in ordered]
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def mask_secret(value: str) -> str:
+    """Show at most the last 4 characters of a secret, and none of a short one."""
+    if len(value) >= 12:
+        return "****" + value[-4:]
+    return "****"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings: command line, then environment, then config file, then defaults."""
+
+    api_key: str | None
+    base_url: str
+    style: str | None
+    aspect_ratio: str | None
+    quality: str | None
+    out_dir: str | None
+
+
+def effective_settings(values: dict[str, str] | None = None) -> Settings:
+    """Merge environment and config file; command-line options are applied by the caller."""
+    values = load_config() if values is None else values
+    api_key = os.environ.get("SOUL_API_KEY") or values.get("api_key") or None
+    base_url = os.environ.get("SOUL_BASE_URL") or values.get("base_url") or DEFAULT_BASE_URL
+    return Settings(
+        api_key=api_key.strip() if api_key else None,
+        base_url=base_url.strip(),
+        style=values.get("style"),
+        aspect_ratio=values.get("aspect_ratio"),
+        quality=values.get("quality"),
+        out_dir=values.get("out_dir"),
+    )
+
+
+def check_base_url(url: str) -> str:
+    """Return the base URL without a trailing slash; refuse plain http except on loopback."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"base URL {url!r} is not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"base URL {url!r} is not an http(s) URL", hint="use https://api.302.ai")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ConfigError(
+            f"base URL {url!r} uses plain http, which would expose the API key",
+            hint="use https (plain http is allowed only for 127.0.0.1/localhost)",
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"base URL {url!r} must not carry a query, fragment or credentials")
+    return url.strip().rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether a URL host is this machine (the only place plain http is allowed)."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_api_key(settings: Settings) -> str:
+    """Return the API key or explain how to set one."""
+    key = settings.api_key
+    if not key:
+        raise ConfigError(
+            "no API key is set",
+            hint="run `soul config set api_key` (or set SOUL_API_KEY)",
+        )
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in key) or not key.isascii():
+        raise ConfigError("the API key has spaces or characters that cannot be sent in a header")
+    return key

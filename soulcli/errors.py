@@ -1,0 +1,97 @@
+"""Exit codes and the error types that the CLI turns into one-line messages."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes; documented in the README and tested in test_exit_codes."""
+
+    OK = 0
+    INTERNAL = 1  # an unexpected error: a bug in soul
+    USAGE = 2  # bad command-line input; nothing was sent
+    CONFIG = 3  # missing API key or an unusable config file
+    AUTH = 4  # the API refused the key (401)
+    BALANCE = 5  # the account is out of credit (402/403)
+    REJECTED = 6  # the API rejected the request (400/422)
+    NOT_FOUND = 7  # no such task (404)
+    UNREACHABLE = 8  # the API could not be reached; nothing was charged
+    SERVER = 9  # the API failed or answered nonsense
+    MAYBE_CHARGED = 10  # the submit may have reached the server but no task id came back
+    TIMEOUT = 11  # gave up waiting; the task goes on and can be resumed
+    PARTIAL = 12  # the task finished but some images were not delivered
+    TASK_FAILED = 13  # the task finished with no image delivered
+    DOWNLOAD = 14  # an image could not be downloaded or saved
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
+
+
+class SoulError(Exception):
+    """An error with a message meant for the user and the exit code it maps to."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(SoulError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(SoulError):
+    exit_code = ExitCode.CONFIG
+
+
+class AuthError(SoulError):
+    exit_code = ExitCode.AUTH
+
+
+class BalanceError(SoulError):
+    exit_code = ExitCode.BALANCE
+
+
+class RejectedError(SoulError):
+    exit_code = ExitCode.REJECTED
+
+
+class TaskNotFoundError(SoulError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class UnreachableError(SoulError):
+    exit_code = ExitCode.UNREACHABLE
+
+
+class ServerError(SoulError):
+    exit_code = ExitCode.SERVER
+
+
+class DownloadError(SoulError):
+    exit_code = ExitCode.DOWNLOAD
+
+
+class MaybeChargedError(SoulError):
+    """The submit may have reached the server; a task id may or may not exist."""
+
+    exit_code = ExitCode.MAYBE_CHARGED
+
+    def __init__(self, message: str, *, task_id: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.task_id = task_id
+
+
+class TaskStoppedError(SoulError):
+    """Waiting stopped before the task finished; the task id lets the user resume."""
+
+    def __init__(self, message: str, *, task_id: str, exit_code: ExitCode) -> None:
+        super().__init__(message, hint=f"resume with: soul fetch {task_id} --wait")
+        self.task_id = task_id
+        self.exit_code = exit_code
+
+
+class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt
+    """Raised in the main thread when SIGTERM arrives, so cleanup runs as for Ctrl-C."""

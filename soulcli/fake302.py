@@ -1,0 +1,489 @@
+"""A fake 302.AI Soul API and image host on 127.0.0.1, for tests, demos and credit-free pipelines.
+
+Run it with `python -m soulcli.fake302`; tests start it in-process with `Fake302()`.
+It follows the API page in the project's shared notes: bearer auth, a validated
+submit body, both documented submit answers, jobs moving queued -> in_progress ->
+terminal over configurable times, real PNG bytes from a second port, and faults
+injected on demand. It records every request it receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DEFAULT_KEY = "sk-fake302-demo-key-0000000000000000000000000000"
+SIZES = {  # (ratio, quality) -> (width, height), as reported for the upstream model
+    "1:1": {"720p": (1152, 1152), "1080p": (1536, 1536)},
+    "3:4": {"720p": (1152, 1536), "1080p": (1536, 2048)},
+    "4:3": {"720p": (1536, 1152), "1080p": (2048, 1536)},
+    "2:3": {"720p": (1024, 1536), "1080p": (1365, 2048)},
+    "3:2": {"720p": (1536, 1024), "1080p": (2048, 1365)},
+    "9:16": {"720p": (864, 1536), "1080p": (1152, 2048)},
+    "16:9": {"720p": (1536, 864), "1080p": (2048, 1152)},
+}
+QUALITY_NAMES = {"720p": "720p", "1080p": "1080p", "basic": "720p", "high": "1080p"}
+UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+SUBMIT_FAULTS = ("429", "500", "502", "503", "drop", "hang", "html", "no_id", "401", "402",
+                 "403", "422")
+POLL_FAULTS = ("429", "500", "502", "503", "html", "truncated", "404", "drop")
+IMAGE_FAULTS = ("truncate", "cut", "html", "500", "404")
+
+
+@dataclass
+class FakeSettings:
+    """How the fake behaves; tests change these on a running server."""
+
+    api_key: str = DEFAULT_KEY
+    queue_seconds: float = 0.3
+    run_seconds: float = 0.7
+    job_stagger: float = 0.0  # extra seconds between the jobs' completions
+    outcomes: list[str] = field(default_factory=lambda: ["completed"] * 4)
+    response_shape: str = "id"  # "id" (the page's example), "code" (its schema), "task_id"
+    never_finish: bool = False
+    empty_jobs_while_queued: bool = True  # the page says the list can be empty while queued
+    retry_after: str | None = "1"  # the Retry-After header sent with injected 429s
+    hang_seconds: float = 5.0  # how long the "hang" fault waits before answering
+    image_size: int | None = None  # pad PNGs to this many bytes (benchmarks)
+    bandwidth: float | None = None  # bytes per second per image response (benchmarks)
+    small_images: bool = False  # 64x64 images instead of the real sizes (faster tests)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the fake received it."""
+
+    server: str  # "api" or "images"
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class FakeTask:
+    task_id: str
+    body: dict[str, Any]
+    created: float
+    outcomes: list[str]
+
+
+class FakeState:
+    """Everything the handlers share, behind one lock."""
+
+    def __init__(self, settings: FakeSettings) -> None:
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.tasks: dict[str, FakeTask] = {}
+        self.requests: list[Recorded] = []
+        self.submit_faults: deque[str] = deque()
+        self.poll_faults: deque[str] = deque()
+        self.image_faults: deque[str] = deque()
+        # Called with the body of each valid submit before it is answered (tests check
+        # what the client had already recorded at that moment).
+        self.on_submit: Callable[[dict[str, Any]], None] | None = None
+        self.image_base = ""
+
+    def record(self, item: Recorded) -> None:
+        with self.lock:
+            self.requests.append(item)
+
+    def next_fault(self, queue: deque[str]) -> str | None:
+        with self.lock:
+            return queue.popleft() if queue else None
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@lru_cache(maxsize=32)
+def make_png(width: int, height: int, index: int = 1, pad_to: int | None = None) -> bytes:
+    """A real RGB PNG of the given size: a colour gradient, one hue per image index."""
+    hue = [(230, 90, 70), (70, 160, 230), (90, 200, 120), (220, 190, 60)][(index - 1) % 4]
+    row = bytearray(b"\x00")  # filter type 0 for the row
+    for x in range(width):
+        shade = 0.4 + 0.6 * x / max(1, width - 1)
+        row += bytes(int(c * shade) for c in hue)
+    raw = bytes(row) * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(raw, 6))
+    if pad_to is not None:
+        # An ancillary private chunk pads the file to an exact size and stays a valid PNG.
+        room = pad_to - (8 + len(body) + 12 + 12)
+        if room > 0:
+            body += png_chunk(b"soUl", _padding(room))
+    return b"\x89PNG\r\n\x1a\n" + body + png_chunk(b"IEND", b"")
+
+
+@lru_cache(maxsize=4)
+def _padding(size: int) -> bytes:
+    return secrets.token_bytes(size)
+
+
+def _validate(body: object) -> str | None:
+    """Why a submit body is unacceptable, or None."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    required = {"quality": str, "aspect_ratio": str, "prompt": str, "enhance_prompt": bool,
+                "seed": int, "style_id": str, "negative_prompt": str}
+    for name, kind in required.items():
+        if name not in body:
+            return f"{name} is required"
+        value = body[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{name} must be a {kind.__name__}"
+    if body["quality"] not in QUALITY_NAMES:
+        return "quality must be 720p or 1080p"
+    if body["aspect_ratio"] not in SIZES:
+        return "aspect_ratio must be one of " + ", ".join(SIZES)
+    if not body["prompt"].strip():
+        return "prompt must not be empty"
+    if not 1 <= body["seed"] <= 1_000_000:
+        return "seed must be between 1 and 1000000"
+    if not UUID.match(body["style_id"]):
+        return "style_id must be a style UUID"
+    return None
+
+
+def task_view(state: FakeState, task: FakeTask, now: float) -> dict[str, Any]:
+    """The poll answer for a task at time `now`."""
+    settings = state.settings
+    elapsed = now - task.created
+    queued_until = settings.queue_seconds
+    running_until = queued_until + settings.run_seconds
+    jobs: list[dict[str, Any]] = []
+    if elapsed < queued_until:
+        status = "queued"
+        if not settings.empty_jobs_while_queued:
+            jobs = [_job(task, i, "queued", state) for i in range(1, 5)]
+    else:
+        finished = 0
+        for i, outcome in enumerate(task.outcomes, start=1):
+            done_at = running_until + (i - 1) * settings.job_stagger
+            if settings.never_finish or elapsed < done_at:
+                jobs.append(_job(task, i, "in_progress", state))
+            else:
+                jobs.append(_job(task, i, outcome, state))
+                finished += 1
+        status = "completed" if finished == len(task.outcomes) else "in_progress"
+        if status == "completed" and not any(o == "completed" for o in task.outcomes):
+            status = "failed"
+    return {"id": task.task_id, "status": status, "jobs": jobs}
+
+
+def _job(task: FakeTask, index: int, status: str, state: FakeState) -> dict[str, Any]:
+    results = None
+    if status == "completed":
+        base = f"{state.image_base}/images/{task.task_id}/{index}"
+        results = {"min": {"type": "image/png", "url": f"{base}/min.png"},
+                   "raw": {"type": "image/png", "url": f"{base}/raw.png"}}
+    return {"id": f"{task.task_id}-job{index}", "status": status, "results": results,
+            "board_ids": [], "created_at": int(task.created), "meta": {}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake302/1"
+    state: FakeState
+    role: str
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # quiet: tests and demos read the recorded requests instead
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _record(self, body: bytes) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.state.record(Recorded(self.role, self.command, self.path, headers, body, time.time()))
+
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+              extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _json(self, status: int, payload: object, extra: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), extra=extra)
+
+    def _error(self, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+        self._json(status, {"error": {"message": message, "type": "fake302"}}, extra)
+
+    def _drop(self) -> None:
+        """Close the connection without answering (the request was read)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _common_fault(self, fault: str) -> bool:
+        """Answer with an injected fault shared by both API endpoints; True if answered."""
+        settings = self.state.settings
+        if fault == "429":
+            extra = {"Retry-After": settings.retry_after} if settings.retry_after is not None else {}
+            self._error(429, "rate limited (injected)", extra)
+        elif fault in ("500", "502", "503", "401", "402", "403", "404", "422"):
+            self._error(int(fault), f"injected {fault}")
+        elif fault == "html":
+            self._send(200, b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "text/html")
+        elif fault == "drop":
+            self._drop()
+        else:
+            return False
+        return True
+
+
+class _ApiHandler(_Handler):
+    role = "api"
+
+    def _authorized(self) -> bool:
+        expected = f"Bearer {self.state.settings.api_key}"
+        if self.headers.get("Authorization") != expected:
+            self._error(401, "Invalid API key")
+            return False
+        return True
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        body = self._read_body()
+        self._record(body)
+        if self.path != "/higgsfield/text2image_soul":
+            self._error(404, "no such endpoint")
+            return
+        if not self._authorized():
+            return
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            self._error(400, "body is not JSON")
+            return
+        problem = _validate(payload)
+        if problem:
+            self._error(422, problem)
+            return
+        fault = self.state.next_fault(self.state.submit_faults)
+        if fault in ("429", "401", "402", "403", "422"):  # refused: no task is created
+            self._common_fault(fault)
+            return
+        task = FakeTask("higgsfield_" + secrets.token_hex(6), payload, time.monotonic(),
+                        list(self.state.settings.outcomes))
+        if self.state.on_submit is not None:
+            self.state.on_submit(payload)
+        with self.state.lock:
+            self.state.tasks[task.task_id] = task
+        if fault == "hang":
+            time.sleep(self.state.settings.hang_seconds)
+            fault = None
+        if fault == "no_id":
+            self._json(200, {"status": "queued", "result": None})
+            return
+        if fault is not None and self._common_fault(fault):
+            return
+        shape = self.state.settings.response_shape
+        if shape == "code":
+            self._json(200, {"code": 200, "data": {"task_id": task.task_id}})
+        elif shape == "task_id":
+            self._json(200, {"task_id": task.task_id})
+        else:
+            self._json(200, {"board_ids": [], "id": task.task_id, "result": None,
+                             "results": None, "status": "queued"})
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._record(b"")
+        match = re.fullmatch(r"/higgsfield/task/([^/]+)/fetch", self.path)
+        if match is None:
+            self._error(404, "no such endpoint")
+            return
+        if not self._authorized():
+            return
+        fault = self.state.next_fault(self.state.poll_faults)
+        if fault == "truncated":
+            self._send(200, b'{"id": "x", "status": "in_prog')
+            return
+        if fault is not None and self._common_fault(fault):
+            return
+        with self.state.lock:
+            task = self.state.tasks.get(match.group(1))
+        if task is None:
+            self._error(404, "task not found")
+            return
+        self._json(200, task_view(self.state, task, time.monotonic()))
+
+
+class _ImageHandler(_Handler):
+    role = "images"
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._record(b"")
+        match = re.fullmatch(r"/images/([^/]+)/(\d)/(raw|min)\.png", self.path)
+        with self.state.lock:
+            task = self.state.tasks.get(match.group(1)) if match else None
+        if match is None or task is None:
+            self._error(404, "no such image")
+            return
+        settings = self.state.settings
+        index = int(match.group(2))
+        if settings.small_images:
+            width, height = 64, 64
+        else:
+            ratio = task.body["aspect_ratio"]
+            width, height = SIZES[ratio][QUALITY_NAMES[task.body["quality"]]]
+            if match.group(3) == "min":
+                width, height = max(1, width // 4), max(1, height // 4)
+        data = make_png(width, height, index, settings.image_size)
+        fault = self.state.next_fault(self.state.image_faults)
+        if fault == "html":
+            self._send(200, b"<html><body>Access denied</body></html>", "text/html")
+            return
+        if fault in ("500", "404"):
+            self._error(int(fault), "injected image fault")
+            return
+        if fault in ("truncate", "cut"):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            if fault == "truncate":
+                self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self._drop()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self._write_throttled(data, settings.bandwidth)
+
+    def _write_throttled(self, data: bytes, bandwidth: float | None) -> None:
+        if not bandwidth:
+            self.wfile.write(data)
+            return
+        step = 64 * 1024
+        started = time.monotonic()
+        for offset in range(0, len(data), step):
+            self.wfile.write(data[offset : offset + step])
+            ahead = (offset + step) / bandwidth - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class Fake302:
+    """Both fake servers; use as a context manager or call start()/stop()."""
+
+    def __init__(self, settings: FakeSettings | None = None, *, port: int = 0,
+                 image_port: int = 0) -> None:
+        self.state = FakeState(settings or FakeSettings())
+        self._ports = (port, image_port)
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def settings(self) -> FakeSettings:
+        return self.state.settings
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._servers[0].server_address[1]}"
+
+    @property
+    def image_base(self) -> str:
+        return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+
+    def start(self) -> Fake302:
+        for port, handler in zip(self._ports, (_ApiHandler, _ImageHandler), strict=True):
+            bound = type(handler.__name__, (handler,), {"state": self.state})
+            server = _Server(("127.0.0.1", port), bound)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                      daemon=True, name=f"fake302-{handler.role}")
+            thread.start()
+            self._servers.append(server)
+            self._threads.append(thread)
+        self.state.image_base = self.image_base
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> Fake302:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def requests(self, method: str | None = None, server: str = "api") -> list[Recorded]:
+        with self.state.lock:
+            return [r for r in self.state.requests
+                    if r.server == server and (method is None or r.method == method)]
+
+    def post_count(self) -> int:
+        return len(self.requests("POST"))
+
+    def poll_count(self) -> int:
+        return len(self.requests("GET"))
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m soulcli.fake302",
+        description="Run a fake 302.AI Soul API on 127.0.0.1 (no credits spent).",
+    )
+    parser.add_argument("--port", type=int, default=8302, help="API port (0 picks one)")
+    parser.add_argument("--image-port", type=int, default=8303, help="image host port")
+    parser.add_argument("--key", default=DEFAULT_KEY, help="the API key it accepts")
+    parser.add_argument("--queue-seconds", type=float, default=1.0)
+    parser.add_argument("--run-seconds", type=float, default=3.0)
+    parser.add_argument("--outcomes", default="completed,completed,completed,completed",
+                        help="comma-separated job outcomes, e.g. completed,completed,completed,nsfw")
+    parser.add_argument("--shape", choices=("id", "code", "task_id"), default="id",
+                        help="which documented submit answer to send")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    settings = FakeSettings(api_key=args.key, queue_seconds=args.queue_seconds,
+                            run_seconds=args.run_seconds,
+                            outcomes=[o.strip() for o in args.outcomes.split(",") if o.strip()],
+                            response_shape=args.shape)
+    fake = Fake302(settings, port=args.port, image_port=args.image_port).start()
+    print(f"fake 302.AI on {fake.base_url} (images on {fake.image_base}); Ctrl-C stops it")
+    print(f"export SOUL_BASE_URL={fake.base_url}")
+    print(f"export SOUL_API_KEY={settings.api_key}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Make text from servers and users safe to print on one terminal line."""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls (tab and newline included: messages are one line), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """Return `text` with control characters collapsed to spaces, shortened to `limit`."""
+    raw = str(text)
+    # Lone surrogates (from undecodable input) cannot be written to a UTF-8 stream.
+    raw = raw.encode("utf-8", "replace").decode("utf-8")
+    cleaned = _CONTROL.sub(" ", raw).strip()
+    cleaned = re.sub(r" {2,}", " ", cleaned)
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + "…"
+    return cleaned
+
+
+def shorten(text: str, limit: int) -> str:
+    """Return `text` cut to at most `limit` characters, marking the cut with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

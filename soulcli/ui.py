@@ -1,0 +1,97 @@
+"""Terminal output for the commands: data on stdout, talk and the spinner on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from soulcli.text import one_line
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from soulcli.models import TaskSnapshot
+
+
+def say(message: str) -> None:
+    """Write one line of talk to stderr (never to stdout, which carries data)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    say(f"soul: warning: {message}")
+
+
+def emit(line: str) -> None:
+    """Write one line of data to stdout, flushed so pipelines see it at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(payload: Any) -> None:
+    """Write one JSON document to stdout on one line (JSON Lines friendly)."""
+    emit(json.dumps(payload, ensure_ascii=False))
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+class WaitLine:
+    """The spinner's text: what the task is doing, how long it has taken, what it costs."""
+
+    def __init__(self, task_id: str, price: str) -> None:
+        from rich.spinner import Spinner
+
+        self.task_id = task_id
+        self.price = price
+        self.started = time.monotonic()
+        self.phase = "queued"
+        self.done = 0
+        self.total = 4
+        self.retrying = ""
+        self.downloading = False
+        self._spinner = Spinner("dots", style="cyan")
+
+    def update(self, snapshot: TaskSnapshot) -> None:
+        self.phase = snapshot.phase
+        self.done = snapshot.done_count
+        self.total = max(4, len(snapshot.jobs))
+        self.retrying = ""
+
+    def text(self) -> str:
+        elapsed = int(time.monotonic() - self.started)
+        if self.downloading:
+            state = f"downloading {self.done} image{'s' if self.done != 1 else ''}"
+        else:
+            state = f"{self.phase}, {self.done} of {self.total} done"
+        extra = f" (retrying: {one_line(self.retrying, 60)})" if self.retrying else ""
+        return f"{state} · {elapsed}s · {self.price} PTC · task {self.task_id}{extra}"
+
+    def __rich__(self) -> RenderableType:
+        self._spinner.update(text=self.text())
+        return self._spinner
+
+
+@contextmanager
+def spinner(line: WaitLine | None) -> Iterator[None]:
+    """Show `line` with a spinner on stderr while the block runs, if stderr is a terminal."""
+    if line is None or not stderr_is_terminal():
+        yield
+        return
+    from rich.live import Live
+
+    with Live(line, console=stderr_console(), refresh_per_second=8, transient=True):
+        yield

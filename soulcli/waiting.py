@@ -1,0 +1,62 @@
+"""Poll a task until every job is terminal, within an overall time limit."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from soulcli.client import ApiClient, RetryableError
+from soulcli.errors import ExitCode, TaskStoppedError
+from soulcli.models import TaskSnapshot
+
+DEFAULT_WAIT_TIMEOUT = 900.0  # seconds; images normally take under a minute
+
+
+def poll_interval(elapsed: float) -> float:
+    """Seconds until the next poll: brisk at first, then every 2 s (SOUL_POLL_SCALE scales it)."""
+    base = 1.0 if elapsed < 6.0 else 2.0
+    scale = os.environ.get("SOUL_POLL_SCALE")
+    if scale:
+        try:
+            return base * min(max(float(scale), 0.01), 10.0)
+        except ValueError:
+            pass
+    return base
+
+
+def wait_for_task(
+    client: ApiClient,
+    task_id: str,
+    *,
+    timeout: float,
+    on_update: Callable[[TaskSnapshot], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TaskSnapshot:
+    """Return the task's first finished snapshot, or raise TaskStoppedError at the deadline."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        try:
+            snapshot = client.fetch(task_id, deadline=deadline, on_retry=on_retry)
+        except RetryableError as exc:
+            raise _timed_out(task_id, timeout, exc.message) from exc
+        if on_update is not None:
+            on_update(snapshot)
+        if snapshot.finished:
+            return snapshot
+        now = time.monotonic()
+        if now >= deadline:
+            raise _timed_out(task_id, timeout, f"the task was still {snapshot.phase}")
+        # The last poll lands on the deadline itself, so a task finishing then is not missed.
+        sleep(min(poll_interval(now - started), deadline - now))
+
+
+def _timed_out(task_id: str, timeout: float, last_state: str) -> TaskStoppedError:
+    return TaskStoppedError(
+        f"gave up waiting for task {task_id} after {timeout:g}s ({last_state}); "
+        "the task goes on on the server",
+        task_id=task_id,
+        exit_code=ExitCode.TIMEOUT,
+    )
