@@ -17,7 +17,7 @@ from soulcli.errors import ExitCode, SoulError, Terminated
 
 app = typer.Typer(
     name="soul",
-    help="Generate images with Higgsfield Soul through 302.AI: soul generate \"a dog\" --style Tokyo",
+    help='Generate images with Higgsfield Soul through 302.AI: soul generate "a dog" --style Tokyo',
     no_args_is_help=True,
     add_completion=False,
     # Plain Click help: rich help formatting would double `soul --help` start-up time.
@@ -43,7 +43,9 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = None,
 ) -> None:
     """Generate images with Higgsfield Soul through 302.AI.
@@ -95,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
         if os.environ.get("SOUL_DEBUG"):
             raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (this is a bug in soul; "
-              "SOUL_DEBUG=1 shows the traceback)", int(ExitCode.INTERNAL))
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc} (this is a bug in soul; "
+            "SOUL_DEBUG=1 shows the traceback)",
+            int(ExitCode.INTERNAL),
+        )
     code = result if isinstance(result, int) else 0
     raise SystemExit(code)
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from soulcli import __version__
+from soulcli.config import env_float
 from soulcli.errors import (
     AuthError,
     BalanceError,
@@ -45,7 +46,9 @@ Sleep = Callable[[float], None]
 class RetryableError(SoulError):
     """A failure that is safe to retry for a poll (never for a submit that was sent)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, unreachable: bool = False):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, unreachable: bool = False
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
@@ -60,21 +63,13 @@ class ApiResponse:
 
 
 def default_timeout() -> httpx.Timeout:
-    """Timeouts for API calls; SOUL_HTTP_TIMEOUT (seconds) shortens the read timeout."""
-    import os
-
-    read = 60.0
-    override = os.environ.get("SOUL_HTTP_TIMEOUT")
-    if override:
-        try:
-            read = max(0.1, float(override))
-        except ValueError:
-            pass
+    """Timeouts for API calls; SOUL_HTTP_TIMEOUT (seconds) changes the read timeout."""
+    read = env_float("SOUL_HTTP_TIMEOUT", 60.0, low=0.1, high=600.0)
     return httpx.Timeout(connect=min(10.0, read), read=read, write=30.0, pool=10.0)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Return the wait a Retry-After header asks for (seconds or HTTP date), capped; None if unusable."""
+    """The wait a Retry-After header asks for (seconds or HTTP date), capped; None if unusable."""
     if value is None:
         return None
     text = value.strip()
@@ -106,8 +101,12 @@ def server_message(response: ApiResponse) -> str:
     except ValueError:
         payload = None
     if isinstance(payload, dict):
-        for candidate in (payload.get("error"), payload.get("message"), payload.get("detail"),
-                          payload.get("msg")):
+        for candidate in (
+            payload.get("error"),
+            payload.get("message"),
+            payload.get("detail"),
+            payload.get("msg"),
+        ):
             if isinstance(candidate, dict):
                 candidate = candidate.get("message") or candidate.get("msg")
             if isinstance(candidate, str) and candidate.strip():
@@ -124,11 +123,15 @@ def _error_for_status(response: ApiResponse, *, task_id: str | None = None) -> S
     status = response.status
     message = server_message(response)
     if status == 401:
-        return AuthError(f"the API key was refused (401): {message}",
-                         hint="check it with `soul config get api_key`")
+        return AuthError(
+            f"the API key was refused (401): {message}",
+            hint="check it with `soul config get api_key`",
+        )
     if status in (402, 403):
-        return BalanceError(f"the account cannot pay for this ({status}): {message}",
-                            hint="top up your 302.AI balance")
+        return BalanceError(
+            f"the account cannot pay for this ({status}): {message}",
+            hint="top up your 302.AI balance",
+        )
     if status == 404 and task_id is not None:
         return TaskNotFoundError(f"no task {task_id!r} on the server (404): {message}")
     if status in (400, 422):
@@ -246,7 +249,9 @@ class ApiClient:
         try:
             response = self._send("GET", fetch_path(task_id))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RetryableError(f"cannot reach the API ({_reason(exc)})", unreachable=True) from exc
+            raise RetryableError(
+                f"cannot reach the API ({_reason(exc)})", unreachable=True
+            ) from exc
         except (httpx.HTTPError, ValueError) as exc:
             raise RetryableError(f"the connection failed ({_reason(exc)})") from exc
         if response.status == 429:
@@ -264,8 +269,9 @@ class ApiClient:
         except ValueError as exc:
             raise RetryableError(f"the API sent an unreadable task answer ({exc})") from exc
 
-    def fetch(self, task_id: str, *, deadline: float, on_retry: Callable[[str], None] | None = None
-              ) -> TaskSnapshot:
+    def fetch(
+        self, task_id: str, *, deadline: float, on_retry: Callable[[str], None] | None = None
+    ) -> TaskSnapshot:
         """GET the task, retrying transient failures with jittered backoff until `deadline`."""
         attempt = 0
         while True:

@@ -21,7 +21,12 @@ KNOWN_KEYS: dict[str, str] = {
     "quality": "default quality for generate (720p or 1080p)",
     "out_dir": "default output directory for images",
 }
-KEY_ALIASES = {"ar": "aspect_ratio", "ratio": "aspect_ratio", "out": "out_dir", "output_dir": "out_dir"}
+KEY_ALIASES = {
+    "ar": "aspect_ratio",
+    "ratio": "aspect_ratio",
+    "out": "out_dir",
+    "output_dir": "out_dir",
+}
 
 
 def config_dir() -> Path:
@@ -73,7 +78,7 @@ def load_config(path: Path | None = None) -> dict[str, str]:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML ({exc})",
-            hint=f"fix it or remove it and run `soul config set` again",
+            hint="fix it or remove it and run `soul config set` again",
         ) from exc
     values: dict[str, str] = {}
     for key, value in data.items():
@@ -163,6 +168,16 @@ def effective_settings(values: dict[str, str] | None = None) -> Settings:
         quality=values.get("quality"),
         out_dir=values.get("out_dir"),
     )
+
+
+def env_float(name: str, default: float, *, low: float, high: float) -> float:
+    """A number from the environment, clamped to [low, high]; unset or unreadable means default."""
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return min(max(value, low), high) if value == value else default
 
 
 def check_base_url(url: str) -> str:

@@ -8,10 +8,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -191,8 +191,9 @@ class ImageDownloader:
         missing.sort(key=lambda image: image.index)
         return saved, missing
 
-    def _save_job(self, task_id: str, job: Job, out_dir: Path, cancel: threading.Event
-                  ) -> SavedImage:
+    def _save_job(
+        self, task_id: str, job: Job, out_dir: Path, cancel: threading.Event
+    ) -> SavedImage:
         urls = [u for u in (job.raw_url, job.min_url) if u]
         problem = "no URL"
         for url in dict.fromkeys(urls):  # raw first, then min; once each
@@ -209,8 +210,9 @@ class ImageDownloader:
                     break
         raise BadImage(problem)
 
-    def _download(self, task_id: str, index: int, url: str, out_dir: Path,
-                  cancel: threading.Event) -> tuple[Path, str | None]:
+    def _download(
+        self, task_id: str, index: int, url: str, out_dir: Path, cancel: threading.Event
+    ) -> tuple[Path, str | None]:
         check_image_url(url)
         part = out_dir / f".{safe_stem(task_id)}_{index}.{secrets.token_hex(4)}{PART_SUFFIX}"
         try:
@@ -230,8 +232,9 @@ class ImageDownloader:
         finally:
             part.unlink(missing_ok=True)
 
-    def _stream_into(self, url: str, handle: BinaryIO, cancel: threading.Event
-                     ) -> tuple[bytes, bytes, int]:
+    def _stream_into(
+        self, url: str, handle: BinaryIO, cancel: threading.Event
+    ) -> tuple[bytes, bytes, int]:
         write = handle.write
         head = b""
         tail = b""

@@ -93,5 +93,5 @@ class TaskStoppedError(SoulError):
         self.exit_code = exit_code
 
 
-class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt
+class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives, so cleanup runs as for Ctrl-C."""

@@ -10,6 +10,7 @@ injected on demand. It records every request it receives.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import secrets
@@ -38,8 +39,20 @@ SIZES = {  # (ratio, quality) -> (width, height), as reported for the upstream m
 QUALITY_NAMES = {"720p": "720p", "1080p": "1080p", "basic": "720p", "high": "1080p"}
 UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
-SUBMIT_FAULTS = ("429", "500", "502", "503", "drop", "hang", "html", "no_id", "401", "402",
-                 "403", "422")
+SUBMIT_FAULTS = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "drop",
+    "hang",
+    "html",
+    "no_id",
+    "401",
+    "402",
+    "403",
+    "422",
+)
 POLL_FAULTS = ("429", "500", "502", "503", "html", "truncated", "404", "drop")
 IMAGE_FAULTS = ("truncate", "cut", "html", "500", "404")
 
@@ -61,6 +74,7 @@ class FakeSettings:
     image_size: int | None = None  # pad PNGs to this many bytes (benchmarks)
     bandwidth: float | None = None  # bytes per second per image response (benchmarks)
     small_images: bool = False  # 64x64 images instead of the real sizes (faster tests)
+    fault_message: str | None = None  # the error message sent with injected error statuses
 
 
 @dataclass(frozen=True)
@@ -140,8 +154,15 @@ def _validate(body: object) -> str | None:
     """Why a submit body is unacceptable, or None."""
     if not isinstance(body, dict):
         return "body must be a JSON object"
-    required = {"quality": str, "aspect_ratio": str, "prompt": str, "enhance_prompt": bool,
-                "seed": int, "style_id": str, "negative_prompt": str}
+    required = {
+        "quality": str,
+        "aspect_ratio": str,
+        "prompt": str,
+        "enhance_prompt": bool,
+        "seed": int,
+        "style_id": str,
+        "negative_prompt": str,
+    }
     for name, kind in required.items():
         if name not in body:
             return f"{name} is required"
@@ -191,10 +212,18 @@ def _job(task: FakeTask, index: int, status: str, state: FakeState) -> dict[str,
     results = None
     if status == "completed":
         base = f"{state.image_base}/images/{task.task_id}/{index}"
-        results = {"min": {"type": "image/png", "url": f"{base}/min.png"},
-                   "raw": {"type": "image/png", "url": f"{base}/raw.png"}}
-    return {"id": f"{task.task_id}-job{index}", "status": status, "results": results,
-            "board_ids": [], "created_at": int(task.created), "meta": {}}
+        results = {
+            "min": {"type": "image/png", "url": f"{base}/min.png"},
+            "raw": {"type": "image/png", "url": f"{base}/raw.png"},
+        }
+    return {
+        "id": f"{task.task_id}-job{index}",
+        "status": status,
+        "results": results,
+        "board_ids": [],
+        "created_at": int(task.created),
+        "meta": {},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -203,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
     state: FakeState
     role: str
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and demos read the recorded requests instead
 
     def _read_body(self) -> bytes:
@@ -214,8 +243,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.state.record(Recorded(self.role, self.command, self.path, headers, body, time.time()))
 
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -233,19 +267,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the connection without answering (the request was read)."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _common_fault(self, fault: str) -> bool:
         """Answer with an injected fault shared by both API endpoints; True if answered."""
         settings = self.state.settings
         if fault == "429":
-            extra = {"Retry-After": settings.retry_after} if settings.retry_after is not None else {}
+            extra = (
+                {"Retry-After": settings.retry_after} if settings.retry_after is not None else {}
+            )
             self._error(429, "rate limited (injected)", extra)
         elif fault in ("500", "502", "503", "401", "402", "403", "404", "422"):
-            self._error(int(fault), f"injected {fault}")
+            self._error(int(fault), settings.fault_message or f"injected {fault}")
         elif fault == "html":
             self._send(200, b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "text/html")
         elif fault == "drop":
@@ -265,7 +299,7 @@ class _ApiHandler(_Handler):
             return False
         return True
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         body = self._read_body()
         self._record(body)
         if self.path != "/higgsfield/text2image_soul":
@@ -286,8 +320,12 @@ class _ApiHandler(_Handler):
         if fault in ("429", "401", "402", "403", "422"):  # refused: no task is created
             self._common_fault(fault)
             return
-        task = FakeTask("higgsfield_" + secrets.token_hex(6), payload, time.monotonic(),
-                        list(self.state.settings.outcomes))
+        task = FakeTask(
+            "higgsfield_" + secrets.token_hex(6),
+            payload,
+            time.monotonic(),
+            list(self.state.settings.outcomes),
+        )
         if self.state.on_submit is not None:
             self.state.on_submit(payload)
         with self.state.lock:
@@ -306,10 +344,18 @@ class _ApiHandler(_Handler):
         elif shape == "task_id":
             self._json(200, {"task_id": task.task_id})
         else:
-            self._json(200, {"board_ids": [], "id": task.task_id, "result": None,
-                             "results": None, "status": "queued"})
+            self._json(
+                200,
+                {
+                    "board_ids": [],
+                    "id": task.task_id,
+                    "result": None,
+                    "results": None,
+                    "status": "queued",
+                },
+            )
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._record(b"")
         match = re.fullmatch(r"/higgsfield/task/([^/]+)/fetch", self.path)
         if match is None:
@@ -334,7 +380,7 @@ class _ApiHandler(_Handler):
 class _ImageHandler(_Handler):
     role = "images"
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._record(b"")
         match = re.fullmatch(r"/images/([^/]+)/(\d)/(raw|min)\.png", self.path)
         with self.state.lock:
@@ -397,8 +443,9 @@ class _Server(ThreadingHTTPServer):
 class Fake302:
     """Both fake servers; use as a context manager or call start()/stop()."""
 
-    def __init__(self, settings: FakeSettings | None = None, *, port: int = 0,
-                 image_port: int = 0) -> None:
+    def __init__(
+        self, settings: FakeSettings | None = None, *, port: int = 0, image_port: int = 0
+    ) -> None:
         self.state = FakeState(settings or FakeSettings())
         self._ports = (port, image_port)
         self._servers: list[_Server] = []
@@ -420,8 +467,12 @@ class Fake302:
         for port, handler in zip(self._ports, (_ApiHandler, _ImageHandler), strict=True):
             bound = type(handler.__name__, (handler,), {"state": self.state})
             server = _Server(("127.0.0.1", port), bound)
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                      daemon=True, name=f"fake302-{handler.role}")
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                daemon=True,
+                name=f"fake302-{handler.role}",
+            )
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
@@ -441,8 +492,11 @@ class Fake302:
 
     def requests(self, method: str | None = None, server: str = "api") -> list[Recorded]:
         with self.state.lock:
-            return [r for r in self.state.requests
-                    if r.server == server and (method is None or r.method == method)]
+            return [
+                r
+                for r in self.state.requests
+                if r.server == server and (method is None or r.method == method)
+            ]
 
     def post_count(self) -> int:
         return len(self.requests("POST"))
@@ -461,19 +515,29 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--key", default=DEFAULT_KEY, help="the API key it accepts")
     parser.add_argument("--queue-seconds", type=float, default=1.0)
     parser.add_argument("--run-seconds", type=float, default=3.0)
-    parser.add_argument("--outcomes", default="completed,completed,completed,completed",
-                        help="comma-separated job outcomes, e.g. completed,completed,completed,nsfw")
-    parser.add_argument("--shape", choices=("id", "code", "task_id"), default="id",
-                        help="which documented submit answer to send")
+    parser.add_argument(
+        "--outcomes",
+        default="completed,completed,completed,completed",
+        help="comma-separated job outcomes, e.g. completed,completed,completed,nsfw",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=("id", "code", "task_id"),
+        default="id",
+        help="which documented submit answer to send",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
-    settings = FakeSettings(api_key=args.key, queue_seconds=args.queue_seconds,
-                            run_seconds=args.run_seconds,
-                            outcomes=[o.strip() for o in args.outcomes.split(",") if o.strip()],
-                            response_shape=args.shape)
+    settings = FakeSettings(
+        api_key=args.key,
+        queue_seconds=args.queue_seconds,
+        run_seconds=args.run_seconds,
+        outcomes=[o.strip() for o in args.outcomes.split(",") if o.strip()],
+        response_shape=args.shape,
+    )
     fake = Fake302(settings, port=args.port, image_port=args.image_port).start()
     print(f"fake 302.AI on {fake.base_url} (images on {fake.image_base}); Ctrl-C stops it")
     print(f"export SOUL_BASE_URL={fake.base_url}")

@@ -176,9 +176,12 @@ def _url_of(results: object, key: str) -> str | None:
 
 def parse_snapshot(task_id: str, payload: object) -> TaskSnapshot:
     """Read a poll answer, tolerating wrappers, missing fields and odd types."""
-    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
-        if "jobs" not in payload:
-            payload = payload["data"]
+    if (
+        isinstance(payload, dict)
+        and isinstance(payload.get("data"), dict)
+        and "jobs" not in payload
+    ):
+        payload = payload["data"]
     if not isinstance(payload, dict):
         raise ValueError("the task answer is not a JSON object")
     status = payload.get("status")

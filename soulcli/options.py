@@ -22,40 +22,68 @@ def complete_style(incomplete: str) -> list[str]:
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of text.")]
 OutDir = Annotated[
     Path | None,
-    typer.Option("--out", "-o", metavar="DIR", help="Directory for the images (default: config "
-                 "out_dir, else the current directory)."),
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Directory for the images (default: config out_dir, else the current directory).",
+    ),
 ]
 StyleOption = Annotated[
     str | None,
-    typer.Option("--style", "-s", metavar="NAME|UUID", autocompletion=complete_style,
-                 help="Style name (case-insensitive, unique prefix or word) or style UUID; "
-                 "see `soul styles`."),
+    typer.Option(
+        "--style",
+        "-s",
+        metavar="NAME|UUID",
+        autocompletion=complete_style,
+        help="Style name (case-insensitive, unique prefix or word) or style UUID; "
+        "see `soul styles`.",
+    ),
 ]
 RatioOption = Annotated[
     str | None,
-    typer.Option("--ar", "-a", metavar="RATIO", click_type=click.Choice(ASPECT_RATIOS),
-                 help="Aspect ratio: " + ", ".join(ASPECT_RATIOS) + " (default 1:1)."),
+    typer.Option(
+        "--ar",
+        "-a",
+        metavar="RATIO",
+        click_type=click.Choice(ASPECT_RATIOS),
+        help="Aspect ratio: " + ", ".join(ASPECT_RATIOS) + " (default 1:1).",
+    ),
 ]
 QualityOption = Annotated[
     str | None,
-    typer.Option("--quality", "-q", metavar="720p|1080p",
-                 click_type=click.Choice([*QUALITIES, *QUALITY_ALIASES], case_sensitive=False),
-                 help="720p (alias basic, 0.1 PTC) or 1080p (alias high, 0.2 PTC); default 720p."),
+    typer.Option(
+        "--quality",
+        "-q",
+        metavar="720p|1080p",
+        click_type=click.Choice([*QUALITIES, *QUALITY_ALIASES], case_sensitive=False),
+        help="720p (alias basic, 0.1 PTC) or 1080p (alias high, 0.2 PTC); default 720p.",
+    ),
 ]
 SeedOption = Annotated[
     int | None,
-    typer.Option("--seed", min=SEED_MIN, max=SEED_MAX,
-                 help=f"Seed {SEED_MIN}..{SEED_MAX}; a random one is picked and reported if omitted."),
+    typer.Option(
+        "--seed",
+        min=SEED_MIN,
+        max=SEED_MAX,
+        help=f"Seed {SEED_MIN}..{SEED_MAX}; a random one is picked and reported if omitted.",
+    ),
 ]
 NegativeOption = Annotated[
     str | None, typer.Option("--negative", "-n", metavar="TEXT", help="Negative prompt.")
 ]
 EnhanceOption = Annotated[
     bool | None,
-    typer.Option("--enhance/--no-enhance", help="Let the service rewrite the prompt (default off)."),
+    typer.Option(
+        "--enhance/--no-enhance", help="Let the service rewrite the prompt (default off)."
+    ),
 ]
 TimeoutOption = Annotated[
     float | None,
-    typer.Option("--timeout", min=0.1, metavar="SECONDS",
-                 help="Overall wait limit (default 900); the task goes on and can be resumed."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Overall wait limit (default 900); the task goes on and can be resumed.",
+    ),
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+# Terminal escape sequences (CSI such as colours, and OSC such as window titles).
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 # C0 controls (tab and newline included: messages are one line), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
@@ -13,7 +15,7 @@ def one_line(text: object, limit: int = 300) -> str:
     raw = str(text)
     # Lone surrogates (from undecodable input) cannot be written to a UTF-8 stream.
     raw = raw.encode("utf-8", "replace").decode("utf-8")
-    cleaned = _CONTROL.sub(" ", raw).strip()
+    cleaned = _CONTROL.sub(" ", _ESCAPES.sub("", raw)).strip()
     cleaned = re.sub(r" {2,}", " ", cleaned)
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1].rstrip() + "…"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 from soulcli.client import ApiClient, RetryableError
+from soulcli.config import env_float
 from soulcli.errors import ExitCode, TaskStoppedError
 from soulcli.models import TaskSnapshot
 
@@ -16,13 +16,7 @@ DEFAULT_WAIT_TIMEOUT = 900.0  # seconds; images normally take under a minute
 def poll_interval(elapsed: float) -> float:
     """Seconds until the next poll: brisk at first, then every 2 s (SOUL_POLL_SCALE scales it)."""
     base = 1.0 if elapsed < 6.0 else 2.0
-    scale = os.environ.get("SOUL_POLL_SCALE")
-    if scale:
-        try:
-            return base * min(max(float(scale), 0.01), 10.0)
-        except ValueError:
-            pass
-    return base
+    return base * env_float("SOUL_POLL_SCALE", 1.0, low=0.01, high=10.0)
 
 
 def wait_for_task(

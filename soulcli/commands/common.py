@@ -34,8 +34,9 @@ def resume_command(task_id: str, out_dir: Path | None) -> str:
     return command
 
 
-def stopped(task_id: str, out_dir: Path | None, *, terminated: bool, doing: str
-            ) -> TaskStoppedError:
+def stopped(
+    task_id: str, out_dir: Path | None, *, terminated: bool, doing: str
+) -> TaskStoppedError:
     """The error for Ctrl-C or SIGTERM while a task is under way: id and resume command."""
     error = TaskStoppedError(
         f"interrupted while {doing} task {task_id}; it goes on on the server",
@@ -98,8 +99,9 @@ def wait_and_save(
     try:
         with ui.spinner(line if wait else None):
             if wait:
-                snapshot = wait_for_task(client, task_id, timeout=timeout,
-                                         on_update=line.update, on_retry=on_retry)
+                snapshot = wait_for_task(
+                    client, task_id, timeout=timeout, on_update=line.update, on_retry=on_retry
+                )
             else:
                 import time
 
@@ -124,8 +126,9 @@ def wait_and_save(
     return outcome
 
 
-def _save(task_id: str, snapshot: TaskSnapshot, out_dir: Path
-          ) -> tuple[list[SavedImage], list[MissingImage]]:
+def _save(
+    task_id: str, snapshot: TaskSnapshot, out_dir: Path
+) -> tuple[list[SavedImage], list[MissingImage]]:
     from soulcli.downloads import ImageDownloader
 
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
@@ -141,8 +144,10 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
             ui.warn(f"image {image.index}: {image.note}; saved as {image.path}")
     for missing in outcome.missing:
         reason = f": {one_line(missing.reason, 160)}" if missing.reason else ""
-        ui.say(f"soul: image {missing.index} of task {task_id} not delivered "
-               f"({one_line(missing.status, 40)}){reason}")
+        ui.say(
+            f"soul: image {missing.index} of task {task_id} not delivered "
+            f"({one_line(missing.status, 40)}){reason}"
+        )
     if as_json:
         payload: dict[str, Any] = {"task_id": task_id, "status": outcome.status}
         payload.update(extra or {})

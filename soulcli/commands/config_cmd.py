@@ -17,7 +17,9 @@ config_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-KeyArgument = Annotated[str, typer.Argument(help="api_key, base_url, style, aspect_ratio, quality or out_dir.")]
+KeyArgument = Annotated[
+    str, typer.Argument(help="api_key, base_url, style, aspect_ratio, quality or out_dir.")
+]
 
 
 @config_app.command("set")
@@ -83,8 +85,12 @@ def config_list(json_: JsonFlag = False) -> None:
 
     rows = {name: effective_value(name) for name in KNOWN_KEYS}
     if json_:
-        ui.emit_json({name: {"value": mask(name, v) if v is not None else None, "source": src}
-                      for name, (v, src) in rows.items()})
+        ui.emit_json(
+            {
+                name: {"value": mask(name, v) if v is not None else None, "source": src}
+                for name, (v, src) in rows.items()
+            }
+        )
         return
     for name, (value, source) in rows.items():
         shown = mask(name, value) if value is not None else "(not set)"
@@ -162,7 +168,9 @@ def validate_value(name: str, value: str) -> str:
         from soulcli.models import ASPECT_RATIOS
 
         if text not in ASPECT_RATIOS:
-            raise UsageError(f"unknown aspect ratio {text!r}", hint="use one of " + ", ".join(ASPECT_RATIOS))
+            raise UsageError(
+                f"unknown aspect ratio {text!r}", hint="use one of " + ", ".join(ASPECT_RATIOS)
+            )
         return text
     if name == "quality":
         from soulcli.models import normalize_quality

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 def fetch(
     task_id: Annotated[str, typer.Argument(help="The task id that generate printed.")],
-    wait: Annotated[bool, typer.Option("--wait", "-w", help="Poll until the task finishes.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Poll until the task finishes.")
+    ] = False,
     out: OutDir = None,
     json_: JsonFlag = False,
     timeout: TimeoutOption = None,
@@ -34,12 +36,20 @@ def fetch(
 
     task_id = task_id.strip()
     if not valid_task_id(task_id):
-        raise UsageError(f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac")
+        raise UsageError(
+            f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
+        )
     settings = effective_settings()
     out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
     with open_client(settings) as client:
-        outcome = wait_and_save(client, task_id, out_dir=out_dir,
-                                timeout=timeout or DEFAULT_WAIT_TIMEOUT, price="?", wait=wait)
+        outcome = wait_and_save(
+            client,
+            task_id,
+            out_dir=out_dir,
+            timeout=timeout or DEFAULT_WAIT_TIMEOUT,
+            price="?",
+            wait=wait,
+        )
     if out_dir is None:
         show_status(outcome, as_json=json_)
         return
@@ -54,8 +64,10 @@ def fetch(
     else:
         for image in outcome.saved:
             ui.emit(str(image.path))
-    ui.say(f"soul: task {task_id} is still {outcome.snapshot.phase}; finish with: "
-           f"{resume_command(task_id, out_dir)}")
+    ui.say(
+        f"soul: task {task_id} is still {outcome.snapshot.phase}; finish with: "
+        f"{resume_command(task_id, out_dir)}"
+    )
 
 
 def jobs_json(outcome: Outcome) -> list[dict[str, Any]]:

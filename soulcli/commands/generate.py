@@ -74,8 +74,14 @@ def generate(
     if dry_run:
         url = check_base_url(settings.base_url) + "/higgsfield/text2image_soul"
         if json_:
-            ui.emit_json({"method": "POST", "url": url, "body": request.body(),
-                          "cost_ptc": float(request.price)})
+            ui.emit_json(
+                {
+                    "method": "POST",
+                    "url": url,
+                    "body": request.body(),
+                    "cost_ptc": float(request.price),
+                }
+            )
         else:
             import json
 
@@ -101,8 +107,9 @@ def generate(
             else:
                 ui.emit(task_id)
             return
-        outcome = wait_and_save(client, task_id, out_dir=out_dir,
-                                timeout=timeout or _default_timeout(), price=price)
+        outcome = wait_and_save(
+            client, task_id, out_dir=out_dir, timeout=timeout or _default_timeout(), price=price
+        )
     code = report(outcome, as_json=json_, extra=request_json(request))
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
@@ -168,7 +175,9 @@ def build_request(
     chosen_style = resolve_style(style or DEFAULT_STYLE)
     ratio = (ar or DEFAULT_RATIO).strip()
     if ratio not in ASPECT_RATIOS:
-        raise UsageError(f"unknown aspect ratio {ratio!r}", hint="use one of " + ", ".join(ASPECT_RATIOS))
+        raise UsageError(
+            f"unknown aspect ratio {ratio!r}", hint="use one of " + ", ".join(ASPECT_RATIOS)
+        )
     tier = normalize_quality(quality or DEFAULT_QUALITY)
     if tier is None:
         raise UsageError(f"unknown quality {quality!r}", hint="use 720p (basic) or 1080p (high)")
@@ -176,7 +185,9 @@ def build_request(
         seed = SEED_MIN + secrets.randbelow(SEED_MAX - SEED_MIN + 1)
     elif not SEED_MIN <= seed <= SEED_MAX:
         raise UsageError(f"seed {seed} is outside {SEED_MIN}..{SEED_MAX}")
-    negative_text = check_prompt(negative, "the negative prompt") if negative and negative.strip() else ""
+    negative_text = (
+        check_prompt(negative, "the negative prompt") if negative and negative.strip() else ""
+    )
     return GenerationRequest(
         prompt=prompt,
         style_id=chosen_style.id,

@@ -11,10 +11,13 @@ from soulcli.options import JsonFlag
 if TYPE_CHECKING:
     from soulcli.catalog import Style
 
+
 def styles(
     search: Annotated[
         str | None,
-        typer.Option("--search", "-S", metavar="TEXT", help="Only styles whose name or id contains TEXT."),
+        typer.Option(
+            "--search", "-S", metavar="TEXT", help="Only styles whose name or id contains TEXT."
+        ),
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
@@ -56,11 +59,15 @@ def _print_table(found: list[Style], search: str | None) -> None:
 
     # Piped output keeps whole rows (no wrapping at 80 columns) so grep and cut work.
     console = Console(highlight=False) if sys.stdout.isatty() else Console(width=400)
-    table = Table(title=f"Soul styles ({len(found)})", caption=price_caption(), caption_justify="left")
+    table = Table(
+        title=f"Soul styles ({len(found)})", caption=price_caption(), caption_justify="left"
+    )
     table.add_column("Name", no_wrap=True)
     table.add_column("ID", no_wrap=True, style="dim")
     table.add_column("Preview", overflow="fold")
-    pattern = re.compile(re.escape(search.strip()), re.IGNORECASE) if search and search.strip() else None
+    pattern = (
+        re.compile(re.escape(search.strip()), re.IGNORECASE) if search and search.strip() else None
+    )
     for style in found:
         name, ident = Text(style.name), Text(style.id)
         if pattern is not None:

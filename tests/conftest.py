@@ -1,0 +1,89 @@
+"""Shared fixtures: every test gets its own config/data dirs, a fake 302.AI, and a way to run soul."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from soulcli.fake302 import Fake302, FakeSettings
+
+# A sentinel key: no test output and no file but the config file may ever contain it.
+SENTINEL_KEY = "sk-SENTINEL0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
+SOUL = Path(sys.executable).with_name("soul")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every path soul uses at a fresh temp dir and clear the user's soul settings."""
+    for name in ("SOUL_API_KEY", "SOUL_BASE_URL", "SOUL_HTTP_TIMEOUT", "SOUL_POLL_SCALE",
+                 "SOUL_DEBUG", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SOUL_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SOUL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    return tmp_path
+
+
+@pytest.fixture
+def fake() -> Iterator[Fake302]:
+    """A running fake 302.AI whose tasks finish about one second after submission."""
+    settings = FakeSettings(api_key=SENTINEL_KEY, queue_seconds=0.2, run_seconds=0.5,
+                            retry_after="0")
+    with Fake302(settings) as server:
+        yield server
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+def soul_env(fake: Fake302 | None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SOUL_POLL_SCALE"] = "0.2"
+    if fake is not None:
+        env["SOUL_BASE_URL"] = fake.base_url
+        env["SOUL_API_KEY"] = fake.settings.api_key
+    env.update(extra)
+    return env
+
+
+def run_soul(*args: str, fake: Fake302 | None = None, stdin: str | bytes | None = None,
+             env: dict[str, str] | None = None, cwd: Path | None = None,
+             timeout: float = 60) -> Result:
+    """Run the installed `soul` in a subprocess, as a user's shell would."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    proc = subprocess.run([str(SOUL), *args], input=data, capture_output=True,
+                          env=env if env is not None else soul_env(fake), cwd=cwd,
+                          timeout=timeout)
+    result = Result(proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                    proc.stderr.decode("utf-8", "replace"))
+    assert_clean_output(result)
+    return result
+
+
+def assert_clean_output(result: Result) -> None:
+    """What every run must satisfy: no key, no traceback, no terminal escapes."""
+    for stream in (result.stdout, result.stderr):
+        assert SENTINEL_KEY not in stream
+        assert "Traceback" not in stream
+        assert "\x1b" not in stream
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "out"
+    return path

@@ -1,0 +1,171 @@
+"""Server and network faults through the real CLI: never pay twice, never lose a task id."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from soulcli.fake302 import Fake302
+from tests.conftest import SOUL, run_soul, soul_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("fault", ["drop", "500", "503", "html", "no_id"])
+def test_submit_that_may_have_reached_the_server_is_never_resent(fake: Fake302, out_dir: Path,
+                                                                 fault: str) -> None:
+    fake.state.submit_faults.append(fault)
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == 10
+    assert fake.post_count() == 1
+    assert "may have been charged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 2  # the submitting line and the error
+    assert result.stdout == ""
+
+
+def test_read_timeout_after_sending_is_not_resent(fake: Fake302, out_dir: Path) -> None:
+    fake.settings.hang_seconds = 3
+    fake.state.submit_faults.append("hang")
+    env = soul_env(fake, SOUL_HTTP_TIMEOUT="0.5")
+    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 10
+    assert "may have been charged" in result.stderr
+    time.sleep(0.1)
+    assert fake.post_count() == 1
+
+
+def test_429_is_retried_and_charges_once(fake: Fake302, out_dir: Path) -> None:
+    fake.state.submit_faults.extend(["429", "429"])
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == 0, result.stderr
+    assert fake.post_count() == 3
+    assert len(fake.state.tasks) == 1
+    assert len(result.lines) == 4
+
+
+def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -> None:
+    env = soul_env(None, SOUL_BASE_URL=f"http://127.0.0.1:{free_port()}",
+                   SOUL_API_KEY="sk-test-refused-0000")
+    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 8
+    assert "nothing was sent" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("faults", [["500", "502", "503"], ["429", "html", "truncated", "drop"]])
+def test_poll_failures_are_retried_until_the_task_finishes(fake: Fake302, out_dir: Path,
+                                                           faults: list[str]) -> None:
+    fake.state.poll_faults.extend(faults)
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == 0, result.stderr
+    assert len(result.lines) == 4
+    assert fake.poll_count() > len(faults)
+    assert fake.post_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "words"),
+    [("401", 4, "API key was refused"), ("402", 5, "cannot pay"), ("403", 5, "cannot pay"),
+     ("422", 6, "rejected")],
+)
+def test_refusals_are_one_line_with_their_exit_code(fake: Fake302, out_dir: Path, fault: str,
+                                                    code: int, words: str) -> None:
+    fake.settings.fault_message = "Insufficient \x1b[31mbalance\x1b[0m\x07 here"
+    fake.state.submit_faults.append(fault)
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == code
+    error_lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and words in error_lines[0]
+    assert "Insufficient balance here" in error_lines[0]  # escape sequences and BEL removed
+    assert fake.post_count() == 1
+
+
+def test_wrong_key_is_refused_with_a_hint(fake: Fake302, out_dir: Path) -> None:
+    env = soul_env(fake, SOUL_API_KEY="sk-wrong-key-000000")
+    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 4
+    assert "soul config get api_key" in result.stderr
+    assert "sk-wrong-key-000000" not in result.stderr
+
+
+def test_missing_key_says_how_to_set_it_and_sends_nothing(fake: Fake302, out_dir: Path) -> None:
+    env = soul_env(fake)
+    del env["SOUL_API_KEY"]
+    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 3
+    assert "soul config set api_key" in result.stderr
+    assert fake.requests() == []
+
+
+def test_plain_http_base_url_is_refused_unless_loopback(fake: Fake302, out_dir: Path) -> None:
+    env = soul_env(fake, SOUL_BASE_URL="http://api.302.ai")
+    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 3
+    assert "https" in result.stderr
+    assert fake.requests() == []
+
+
+def test_unknown_task_is_not_found(fake: Fake302) -> None:
+    result = run_soul("fetch", "higgsfield_doesnotexist", fake=fake)
+    assert result.code == 7
+    assert "higgsfield_doesnotexist" in result.stderr
+    assert fake.post_count() == 0
+
+
+def test_truncated_image_is_retried_and_leaves_no_partial_file(fake: Fake302,
+                                                               out_dir: Path) -> None:
+    fake.state.image_faults.extend(["truncate", "cut"])
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == 0, result.stderr
+    files = sorted(out_dir.iterdir())
+    assert len(files) == 4 and all(f.suffix == ".png" for f in files)
+
+
+def test_image_that_never_arrives_whole_fails_cleanly(fake: Fake302, out_dir: Path) -> None:
+    fake.settings.outcomes = ["completed", "failed", "failed", "failed"]
+    fake.state.image_faults.extend(["truncate", "cut", "html", "truncate", "cut", "html"])
+    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    assert result.code == 14
+    assert list(out_dir.iterdir()) == []  # no partial file, no temp file
+    assert "image 1" in result.stderr and "download failed" in result.stderr
+    assert "soul fetch" in result.stderr
+
+
+def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(fake: Fake302,
+                                                                    out_dir: Path) -> None:
+    fake.settings.never_finish = True
+    proc = subprocess.Popen([str(SOUL), "generate", "a dog", "-o", str(out_dir)],
+                            env=soul_env(fake), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while fake.poll_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=20)
+    text = stderr.decode()
+    assert proc.returncode == 130
+    task_id = next(iter(fake.state.tasks))
+    assert f"soul fetch {task_id} --wait --out {out_dir.resolve()}" in text
+    assert "Traceback" not in text and stdout == b""
+    assert fake.post_count() == 1
+
+
+def test_sigterm_while_waiting_is_handled_like_ctrl_c(fake: Fake302, out_dir: Path) -> None:
+    fake.settings.never_finish = True
+    proc = subprocess.Popen([str(SOUL), "generate", "a dog", "-o", str(out_dir)],
+                            env=soul_env(fake), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while fake.poll_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 143
+    assert next(iter(fake.state.tasks)) in stderr.decode()
