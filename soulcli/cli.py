@@ -19,7 +19,7 @@ app = typer.Typer(
     name="soul",
     help='Generate images with Higgsfield Soul through 302.AI: soul generate "a dog" --style Tokyo',
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     # Plain Click help: rich help formatting would double `soul --help` start-up time.
     rich_markup_mode=None,
     # Locals may hold the API key: never let a traceback print them.
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.NoArgsIsHelpError as exc:
         # `soul` or `soul config` alone: the help is the most useful answer.
         sys.stderr.write(exc.format_message() + "\n")
+        sys.stderr.flush()
         raise SystemExit(int(ExitCode.USAGE)) from exc
     except click.UsageError as exc:
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own config/data dirs, a fake 302.AI, and a way to run soul."""
+"""Shared fixtures: isolated config and data dirs, a fake 302.AI, and ways to run soul."""
 
 from __future__ import annotations
 
@@ -21,8 +21,14 @@ SOUL = Path(sys.executable).with_name("soul")
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every path soul uses at a fresh temp dir and clear the user's soul settings."""
-    for name in ("SOUL_API_KEY", "SOUL_BASE_URL", "SOUL_HTTP_TIMEOUT", "SOUL_POLL_SCALE",
-                 "SOUL_DEBUG", "NO_COLOR"):
+    for name in (
+        "SOUL_API_KEY",
+        "SOUL_BASE_URL",
+        "SOUL_HTTP_TIMEOUT",
+        "SOUL_POLL_SCALE",
+        "SOUL_DEBUG",
+        "NO_COLOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SOUL_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("SOUL_DATA_DIR", str(tmp_path / "data"))
@@ -34,8 +40,9 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fake() -> Iterator[Fake302]:
     """A running fake 302.AI whose tasks finish about one second after submission."""
-    settings = FakeSettings(api_key=SENTINEL_KEY, queue_seconds=0.2, run_seconds=0.5,
-                            retry_after="0")
+    settings = FakeSettings(
+        api_key=SENTINEL_KEY, queue_seconds=0.2, run_seconds=0.5, retry_after="0"
+    )
     with Fake302(settings) as server:
         yield server
 
@@ -61,16 +68,29 @@ def soul_env(fake: Fake302 | None, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_soul(*args: str, fake: Fake302 | None = None, stdin: str | bytes | None = None,
-             env: dict[str, str] | None = None, cwd: Path | None = None,
-             timeout: float = 60) -> Result:
+def run_soul(
+    *args: str,
+    fake: Fake302 | None = None,
+    stdin: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> Result:
     """Run the installed `soul` in a subprocess, as a user's shell would."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    proc = subprocess.run([str(SOUL), *args], input=data, capture_output=True,
-                          env=env if env is not None else soul_env(fake), cwd=cwd,
-                          timeout=timeout)
-    result = Result(proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                    proc.stderr.decode("utf-8", "replace"))
+    proc = subprocess.run(
+        [str(SOUL), *args],
+        input=data,
+        capture_output=True,
+        env=env if env is not None else soul_env(fake),
+        cwd=cwd,
+        timeout=timeout,
+    )
+    result = Result(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
     assert_clean_output(result)
     return result
 
@@ -87,3 +107,27 @@ def assert_clean_output(result: Result) -> None:
 def out_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     return path
+
+
+def invoke(
+    *args: str, stdin: str | bytes | None = None, env: dict[str, str | None] | None = None
+) -> Result:
+    """Run soul in-process through its real entry point (error boundary included)."""
+    from typer.testing import CliRunner
+
+    from soulcli.cli import main
+
+    runner = CliRunner()
+    with runner.isolation(input=stdin, env=env) as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        result = Result(
+            code,
+            out.getvalue().decode("utf-8", "replace"),
+            err.getvalue().decode("utf-8", "replace"),
+        )
+    assert_clean_output(result)
+    return result

@@ -21,8 +21,9 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("fault", ["drop", "500", "503", "html", "no_id"])
-def test_submit_that_may_have_reached_the_server_is_never_resent(fake: Fake302, out_dir: Path,
-                                                                 fault: str) -> None:
+def test_submit_that_may_have_reached_the_server_is_never_resent(
+    fake: Fake302, out_dir: Path, fault: str
+) -> None:
     fake.state.submit_faults.append(fault)
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 10
@@ -53,8 +54,9 @@ def test_429_is_retried_and_charges_once(fake: Fake302, out_dir: Path) -> None:
 
 
 def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -> None:
-    env = soul_env(None, SOUL_BASE_URL=f"http://127.0.0.1:{free_port()}",
-                   SOUL_API_KEY="sk-test-refused-0000")
+    env = soul_env(
+        None, SOUL_BASE_URL=f"http://127.0.0.1:{free_port()}", SOUL_API_KEY="sk-test-refused-0000"
+    )
     result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
     assert result.code == 8
     assert "nothing was sent" in result.stderr
@@ -62,8 +64,9 @@ def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -
 
 
 @pytest.mark.parametrize("faults", [["500", "502", "503"], ["429", "html", "truncated", "drop"]])
-def test_poll_failures_are_retried_until_the_task_finishes(fake: Fake302, out_dir: Path,
-                                                           faults: list[str]) -> None:
+def test_poll_failures_are_retried_until_the_task_finishes(
+    fake: Fake302, out_dir: Path, faults: list[str]
+) -> None:
     fake.state.poll_faults.extend(faults)
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
@@ -74,11 +77,16 @@ def test_poll_failures_are_retried_until_the_task_finishes(fake: Fake302, out_di
 
 @pytest.mark.parametrize(
     ("fault", "code", "words"),
-    [("401", 4, "API key was refused"), ("402", 5, "cannot pay"), ("403", 5, "cannot pay"),
-     ("422", 6, "rejected")],
+    [
+        ("401", 4, "API key was refused"),
+        ("402", 5, "cannot pay"),
+        ("403", 5, "cannot pay"),
+        ("422", 6, "rejected"),
+    ],
 )
-def test_refusals_are_one_line_with_their_exit_code(fake: Fake302, out_dir: Path, fault: str,
-                                                    code: int, words: str) -> None:
+def test_refusals_are_one_line_with_their_exit_code(
+    fake: Fake302, out_dir: Path, fault: str, code: int, words: str
+) -> None:
     fake.settings.fault_message = "Insufficient \x1b[31mbalance\x1b[0m\x07 here"
     fake.state.submit_faults.append(fault)
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
@@ -121,8 +129,9 @@ def test_unknown_task_is_not_found(fake: Fake302) -> None:
     assert fake.post_count() == 0
 
 
-def test_truncated_image_is_retried_and_leaves_no_partial_file(fake: Fake302,
-                                                               out_dir: Path) -> None:
+def test_truncated_image_is_retried_and_leaves_no_partial_file(
+    fake: Fake302, out_dir: Path
+) -> None:
     fake.state.image_faults.extend(["truncate", "cut"])
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
@@ -140,11 +149,16 @@ def test_image_that_never_arrives_whole_fails_cleanly(fake: Fake302, out_dir: Pa
     assert "soul fetch" in result.stderr
 
 
-def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(fake: Fake302,
-                                                                    out_dir: Path) -> None:
+def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(
+    fake: Fake302, out_dir: Path
+) -> None:
     fake.settings.never_finish = True
-    proc = subprocess.Popen([str(SOUL), "generate", "a dog", "-o", str(out_dir)],
-                            env=soul_env(fake), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(SOUL), "generate", "a dog", "-o", str(out_dir)],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     while fake.poll_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -160,8 +174,12 @@ def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(fake: Fake30
 
 def test_sigterm_while_waiting_is_handled_like_ctrl_c(fake: Fake302, out_dir: Path) -> None:
     fake.settings.never_finish = True
-    proc = subprocess.Popen([str(SOUL), "generate", "a dog", "-o", str(out_dir)],
-                            env=soul_env(fake), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(SOUL), "generate", "a dog", "-o", str(out_dir)],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     while fake.poll_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)

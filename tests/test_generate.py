@@ -25,8 +25,9 @@ def posted_bodies(fake: Fake302) -> list[dict[str, object]]:
 
 
 def test_generate_saves_four_images_and_prints_their_paths(fake: Fake302, out_dir: Path) -> None:
-    result = run_soul("generate", "a dog", "--style", "Tokyo", "--ar", "16:9", "-o", str(out_dir),
-                      fake=fake)
+    result = run_soul(
+        "generate", "a dog", "--style", "Tokyo", "--ar", "16:9", "-o", str(out_dir), fake=fake
+    )
     assert result.code == 0, result.stderr
     paths = [Path(line) for line in result.lines]
     assert len(paths) == 4
@@ -46,8 +47,21 @@ def test_generate_saves_four_images_and_prints_their_paths(fake: Fake302, out_di
 
 
 def test_json_output_has_the_documented_fields(fake: Fake302, out_dir: Path) -> None:
-    result = run_soul("generate", "a cat", "-q", "high", "--seed", "42", "-n", "blurry",
-                      "--enhance", "--json", "-o", str(out_dir), fake=fake)
+    result = run_soul(
+        "generate",
+        "a cat",
+        "-q",
+        "high",
+        "--seed",
+        "42",
+        "-n",
+        "blurry",
+        "--enhance",
+        "--json",
+        "-o",
+        str(out_dir),
+        fake=fake,
+    )
     assert result.code == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["status"] == "completed"
@@ -61,29 +75,36 @@ def test_json_output_has_the_documented_fields(fake: Fake302, out_dir: Path) -> 
     for image in payload["images"]:
         assert Path(image["path"]).is_file() and image["url"].endswith("/raw.png")
     body = posted_bodies(fake)[0]
-    assert body == {"quality": "1080p", "aspect_ratio": "1:1", "prompt": "a cat",
-                    "enhance_prompt": True, "seed": 42, "style_id": payload["style"]["id"],
-                    "negative_prompt": "blurry"}
+    assert body == {
+        "quality": "1080p",
+        "aspect_ratio": "1:1",
+        "prompt": "a cat",
+        "enhance_prompt": True,
+        "seed": 42,
+        "style_id": payload["style"]["id"],
+        "negative_prompt": "blurry",
+    }
 
 
 def test_prompt_dash_reads_stdin(fake: Fake302, out_dir: Path) -> None:
-    result = run_soul("generate", "-", "-o", str(out_dir), fake=fake,
-                      stdin="a lighthouse at dusk\n")
+    result = run_soul(
+        "generate", "-", "-o", str(out_dir), fake=fake, stdin="a lighthouse at dusk\n"
+    )
     assert result.code == 0, result.stderr
     assert posted_bodies(fake)[0]["prompt"] == "a lighthouse at dusk"
 
 
 @pytest.mark.parametrize("shape", ["id", "code", "task_id"])
-def test_both_documented_submit_answers_are_understood(fake: Fake302, out_dir: Path,
-                                                       shape: str) -> None:
+def test_both_documented_submit_answers_are_understood(
+    fake: Fake302, out_dir: Path, shape: str
+) -> None:
     fake.settings.response_shape = shape
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     assert len(result.lines) == 4
 
 
-def test_partial_task_saves_what_completed_and_names_the_rest(fake: Fake302,
-                                                              out_dir: Path) -> None:
+def test_partial_task_saves_what_completed_and_names_the_rest(fake: Fake302, out_dir: Path) -> None:
     fake.settings.outcomes = ["completed", "completed", "completed", "nsfw"]
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 12
@@ -111,13 +132,20 @@ def test_no_wait_prints_the_task_id_and_does_not_poll(fake: Fake302, out_dir: Pa
 def test_dry_run_prints_the_body_and_price_and_sends_nothing(fake: Fake302) -> None:
     env = soul_env(fake)
     del env["SOUL_API_KEY"]  # a dry run needs no key
-    result = run_soul("generate", "a dog", "--style", "y2k", "--ar", "9:16", "--seed", "7",
-                      "--dry-run", env=env)
+    result = run_soul(
+        "generate", "a dog", "--style", "y2k", "--ar", "9:16", "--seed", "7", "--dry-run", env=env
+    )
     assert result.code == 0, result.stderr
     body = json.loads(result.stdout)
-    assert body == {"quality": "720p", "aspect_ratio": "9:16", "prompt": "a dog",
-                    "enhance_prompt": False, "seed": 7, "style_id": resolve_style("Y2K").id,
-                    "negative_prompt": ""}
+    assert body == {
+        "quality": "720p",
+        "aspect_ratio": "9:16",
+        "prompt": "a dog",
+        "enhance_prompt": False,
+        "seed": 7,
+        "style_id": resolve_style("Y2K").id,
+        "negative_prompt": "",
+    }
     assert "0.1 PTC" in result.stderr
     assert fake.requests() == []
 
@@ -153,8 +181,18 @@ def test_image_host_never_sees_the_key(fake: Fake302, out_dir: Path) -> None:
         assert request.headers["authorization"] == f"Bearer {SENTINEL_KEY}"
 
 
-def test_no_spinner_or_escape_codes_when_stderr_is_not_a_terminal(fake: Fake302,
-                                                                  out_dir: Path) -> None:
+def test_no_spinner_or_escape_codes_when_stderr_is_not_a_terminal(
+    fake: Fake302, out_dir: Path
+) -> None:
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert "\r" not in result.stderr and "\x1b" not in result.stderr
     assert all(line.startswith("/") for line in result.lines)
+
+
+def test_unusable_output_directory_is_found_before_paying(fake: Fake302, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    result = run_soul("generate", "a dog", "-o", str(blocker / "pics"), fake=fake)
+    assert result.code == 14
+    assert "output directory" in result.stderr
+    assert fake.requests() == []

@@ -62,9 +62,9 @@ def generate(
     settings = effective_settings()
     request = build_request(
         text,
-        style=style or settings.style,
-        ar=ar or settings.aspect_ratio,
-        quality=quality or settings.quality,
+        style=style if style is not None else settings.style,
+        ar=ar if ar is not None else settings.aspect_ratio,
+        quality=quality if quality is not None else settings.quality,
         seed=seed,
         negative=negative,
         enhance=enhance,
@@ -172,7 +172,7 @@ def build_request(
         normalize_quality,
     )
 
-    chosen_style = resolve_style(style or DEFAULT_STYLE)
+    chosen_style = resolve_style(DEFAULT_STYLE if style is None else style)
     ratio = (ar or DEFAULT_RATIO).strip()
     if ratio not in ASPECT_RATIOS:
         raise UsageError(

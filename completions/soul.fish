@@ -1,0 +1,1 @@
+complete --command soul --no-files --arguments "(env _SOUL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) soul)" --condition "env _SOUL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) soul"

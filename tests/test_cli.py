@@ -1,0 +1,155 @@
+"""The CLI surface: usage errors, help, exit codes, start-up imports, completion scripts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from soulcli.errors import ExitCode
+from soulcli.fake302 import Fake302
+from tests.conftest import SOUL, invoke
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BAD_INPUT = [
+    (["generate", ""], "empty"),
+    (["generate", "   \t "], "empty"),
+    (["generate"], "prompt is required"),
+    (["generate", "a dog", "--ar", "5:4"], "--ar"),
+    (["generate", "a dog", "--ar", "16x9"], "--ar"),
+    (["generate", "a dog", "-q", "4k"], "--quality"),
+    (["generate", "a dog", "--seed", "0"], "--seed"),
+    (["generate", "a dog", "--seed", "1000001"], "--seed"),
+    (["generate", "a dog", "--seed", "abc"], "--seed"),
+    (["generate", "a dog", "--style", "0.5"], "ambiguous"),
+    (["generate", "a dog", "--style", "Tokio streetstyle"], "did you mean"),
+    (["generate", "a dog", "--style", ""], "style is empty"),
+    (["generate", "a\x00dog"], "control characters"),
+    (["generate", "x" * 10_001], "limit is 10000"),
+    (["generate", "a dog", "--timeout", "0"], "--timeout"),
+    (["generate", "a dog", "--bogus"], "--bogus"),
+    (["fetch", "a/b"], "not a task id"),
+    (["nonsense"], "nonsense"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_and_nothing_is_sent(
+    fake: Fake302, args: list[str], words: str
+) -> None:
+    env: dict[str, str | None] = {
+        "SOUL_BASE_URL": fake.base_url,
+        "SOUL_API_KEY": fake.settings.api_key,
+    }
+    result = invoke(*args, env=env)
+    assert result.code == ExitCode.USAGE
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert words in result.stderr
+    assert result.stdout == ""
+    assert fake.requests() == []
+
+
+def test_prompt_on_stdin_that_is_not_utf8_is_a_usage_error(fake: Fake302) -> None:
+    env: dict[str, str | None] = {
+        "SOUL_BASE_URL": fake.base_url,
+        "SOUL_API_KEY": fake.settings.api_key,
+    }
+    result = invoke("generate", "-", stdin=b"caf\xe9\n", env=env)
+    assert result.code == 2 and "not valid UTF-8" in result.stderr
+    assert fake.requests() == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["generate"],
+        ["fetch"],
+        ["styles"],
+        ["config"],
+        ["config", "set"],
+        ["config", "get"],
+        ["config", "unset"],
+        ["config", "list"],
+        ["config", "path"],
+    ],
+)
+def test_every_command_has_help_with_an_example_or_summary(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.code == 0
+    assert result.stdout.startswith("Usage: soul")
+    assert len(result.stdout.splitlines()) > 3
+
+
+def test_bare_soul_prints_help_on_stderr_and_exits_2() -> None:
+    result = invoke()
+    assert result.code == 2 and "Usage: soul" in result.stderr and result.stdout == ""
+
+
+def test_version() -> None:
+    from soulcli import __version__
+
+    assert invoke("--version").stdout.strip() == f"soul {__version__}"
+
+
+def test_exit_code_table_in_readme_matches_the_code() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+) \| `([A-Z_]+)` \|", readme, flags=re.M))
+    assert {int(code): name for code, name in table.items()} == {
+        int(code): code.name for code in ExitCode
+    }
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["styles", "--search", "y2k"], ["config", "path"], ["generate", "--help"]]
+)
+def test_light_commands_do_not_import_httpx(args: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from soulcli.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('httpx', 'sqlite3', 'rich.live', 'soulcli.client') "
+        "if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_current(shell: str) -> None:
+    generated = subprocess.run(
+        [str(SOUL)],
+        env={"_SOUL_COMPLETE": f"source_{shell}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    stored = (ROOT / "completions" / f"soul.{shell}").read_text()
+    assert generated.strip() == stored.strip(), (
+        f"completions/soul.{shell} is stale: run `python -m soulcli.completions`"
+    )
+
+
+def test_completion_offers_styles_and_ratios() -> None:
+    def complete(words: str) -> list[str]:
+        line = f"soul {words}"
+        env = {
+            "_SOUL_COMPLETE": "complete_bash",
+            "COMP_WORDS": line,
+            "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1)),
+            "PATH": "/usr/bin:/bin",
+        }
+        proc = subprocess.run([str(SOUL)], env=env, capture_output=True, text=True, timeout=60)
+        return proc.stdout.splitlines()
+
+    assert "generate" in complete("gen")
+    assert set(complete("generate --ar ")) >= {"16:9", "9:16", "1:1"}
+    assert complete("generate --style Tok") == ["Tokyo streetstyle"]

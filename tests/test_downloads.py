@@ -1,0 +1,104 @@
+"""Image saving: names built by soul, never outside the output dir, whole files only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from soulcli.downloads import BadImage, ImageDownloader, check_image_url, image_name, safe_stem
+from soulcli.fake302 import make_png
+from soulcli.models import Job
+
+PNG = make_png(8, 8)
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_any_task_id_gives_a_plain_file_name(task_id: str) -> None:
+    name = image_name(task_id, 1, ".png")
+    assert "/" not in name and "\\" not in name and not name.startswith(".")
+    assert Path(name).name == name and ".." not in safe_stem(task_id)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cdn.example/a.png",
+        "ftp://x/a.png",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "https:///nohost.png",
+    ],
+)
+def test_only_https_or_loopback_http_image_urls(url: str) -> None:
+    with pytest.raises(BadImage):
+        check_image_url(url)
+    check_image_url("https://cdn.example/a.png")
+    check_image_url("http://127.0.0.1:9/a.png")
+
+
+def save(
+    tmp_path: Path, handler: httpx.MockTransport, task_id: str = "higgsfield_t"
+) -> tuple[list[Path], list[str]]:
+    job = Job(1, "completed", raw_url="https://cdn.example/raw", min_url="https://cdn.example/min")
+    with ImageDownloader(transport=handler, sleep=lambda s: None) as downloader:
+        saved, missing = downloader.save_all(task_id, [job], tmp_path)
+    return [s.path for s in saved], [m.reason for m in missing]
+
+
+def test_hostile_task_id_still_saves_inside_the_output_dir(tmp_path: Path) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
+    paths, _ = save(tmp_path, transport, task_id="../../../etc/passwd")
+    assert paths == [tmp_path / "etc_passwd_1.png"]
+
+
+def test_raw_failure_falls_back_to_min(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/raw":
+            return httpx.Response(404)
+        return httpx.Response(200, content=PNG)
+
+    paths, missing = save(tmp_path, httpx.MockTransport(handler))
+    assert len(paths) == 1 and missing == []
+    assert paths[0].read_bytes() == PNG
+
+
+def test_html_instead_of_an_image_is_refused(tmp_path: Path) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, html="<html>login</html>"))
+    paths, missing = save(tmp_path, transport)
+    assert paths == [] and "not an image" in missing[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_without_iend_is_cut_short(tmp_path: Path) -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG[:-12]))
+    paths, missing = save(tmp_path, transport)
+    assert paths == [] and "cut short" in missing[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_oversized_image_is_refused_while_streaming(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([PNG[:16]] + [b"\0" * 65536] * 40))
+
+    job = Job(1, "completed", raw_url="https://cdn.example/raw")
+    with ImageDownloader(
+        transport=httpx.MockTransport(handler), max_bytes=1_000_000, sleep=lambda s: None
+    ) as downloader:
+        saved, missing = downloader.save_all("t", [job], tmp_path)
+    assert saved == [] and "larger than" in missing[0].reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_path_that_is_a_file_is_reported(tmp_path: Path) -> None:
+    from soulcli.errors import DownloadError
+
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
+    with pytest.raises(DownloadError, match="output"):
+        save(blocker, transport)
