@@ -12,12 +12,12 @@ from soulcli import __version__
 from soulcli.commands.config_cmd import config_app
 from soulcli.commands.fetch import fetch
 from soulcli.commands.generate import generate
+from soulcli.commands.history import history_app
 from soulcli.commands.styles import styles
 from soulcli.errors import ExitCode, SoulError, Terminated
 
 app = typer.Typer(
     name="soul",
-    help='Generate images with Higgsfield Soul through 302.AI: soul generate "a dog" --style Tokyo',
     no_args_is_help=True,
     add_completion=True,
     # Plain Click help: rich help formatting would double `soul --help` start-up time.
@@ -30,6 +30,7 @@ app = typer.Typer(
 app.command()(generate)
 app.command()(fetch)
 app.command()(styles)
+app.add_typer(history_app)
 app.add_typer(config_app)
 
 

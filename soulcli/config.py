@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from soulcli.errors import ConfigError, UsageError
@@ -20,6 +21,7 @@ KNOWN_KEYS: dict[str, str] = {
     "aspect_ratio": "default aspect ratio for generate",
     "quality": "default quality for generate (720p or 1080p)",
     "out_dir": "default output directory for images",
+    "confirm_above": "ask before a run costing more than this many PTC (no terminal: needs --yes)",
 }
 KEY_ALIASES = {
     "ar": "aspect_ratio",
@@ -153,6 +155,7 @@ class Settings:
     aspect_ratio: str | None
     quality: str | None
     out_dir: str | None
+    confirm_above: Decimal | None = None
 
 
 def effective_settings(values: dict[str, str] | None = None) -> Settings:
@@ -167,7 +170,21 @@ def effective_settings(values: dict[str, str] | None = None) -> Settings:
         aspect_ratio=values.get("aspect_ratio"),
         quality=values.get("quality"),
         out_dir=values.get("out_dir"),
+        confirm_above=parse_ptc(values["confirm_above"]) if "confirm_above" in values else None,
     )
+
+
+def parse_ptc(text: str) -> Decimal:
+    """A non-negative PTC amount, or ConfigError."""
+    from decimal import InvalidOperation
+
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ConfigError(f"{text!r} is not a PTC amount (e.g. 0.5)") from exc
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{text!r} is not a PTC amount (e.g. 0.5)")
+    return value
 
 
 def env_float(name: str, default: float, *, low: float, high: float) -> float:

@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 12  # the task finished but some images were not delivered
     TASK_FAILED = 13  # the task finished with no image delivered
     DOWNLOAD = 14  # an image could not be downloaded or saved
+    DECLINED = 15  # the price needed a confirmation that was not given; nothing was sent
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
 
@@ -32,10 +33,14 @@ class SoulError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, exit_code: ExitCode | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class UsageError(SoulError):

@@ -87,3 +87,7 @@ TimeoutOption = Annotated[
         help="Overall wait limit (default 900); the task goes on and can be resumed.",
     ),
 ]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask before spending more than confirm_above."),
+]

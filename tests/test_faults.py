@@ -136,7 +136,7 @@ def test_truncated_image_is_retried_and_leaves_no_partial_file(
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     files = sorted(out_dir.iterdir())
-    assert len(files) == 4 and all(f.suffix == ".png" for f in files)
+    assert [f.suffix for f in files] == [".json", ".png"] * 4
 
 
 def test_image_that_never_arrives_whole_fails_cleanly(fake: Fake302, out_dir: Path) -> None:

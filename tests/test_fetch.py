@@ -57,7 +57,7 @@ def test_fetch_again_never_overwrites_a_different_file(fake: Fake302, out_dir: P
     assert (out_dir / f"{task_id}_1-2.png").is_file()
     assert "already exists" in again.stderr
     # The three untouched images were identical: reused, not duplicated.
-    assert len(list(out_dir.iterdir())) == 5
+    assert len(list(out_dir.glob("*.png"))) == 5
 
 
 def test_fetch_of_an_unfinished_task_without_wait_says_how_to_finish(

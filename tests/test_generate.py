@@ -32,7 +32,9 @@ def test_generate_saves_four_images_and_prints_their_paths(fake: Fake302, out_di
     paths = [Path(line) for line in result.lines]
     assert len(paths) == 4
     assert all(p.is_absolute() and p.parent == out_dir.resolve() for p in paths)
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(p.name for p in paths)
+    # Each image has its NAME.json sidecar beside it, and nothing else is left there.
+    expected = {p.name for p in paths} | {p.with_suffix(".json").name for p in paths}
+    assert {p.name for p in out_dir.iterdir()} == expected
     assert {png_size(p) for p in paths} == {(1536, 864)}
     body = posted_bodies(fake)[0]
     assert fake.post_count() == 1
@@ -108,7 +110,7 @@ def test_partial_task_saves_what_completed_and_names_the_rest(fake: Fake302, out
     fake.settings.outcomes = ["completed", "completed", "completed", "nsfw"]
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 12
-    assert len(result.lines) == 3 and len(list(out_dir.iterdir())) == 3
+    assert len(result.lines) == 3 and len(list(out_dir.glob("*.png"))) == 3
     assert "image 4" in result.stderr and "nsfw" in result.stderr
 
 

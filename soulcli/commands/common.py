@@ -1,8 +1,9 @@
-"""What generate and fetch share: connecting, waiting with a spinner, saving, reporting."""
+"""What generate and fetch share: connect, wait with a spinner, save, record, report."""
 
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,8 @@ from soulcli.text import one_line
 if TYPE_CHECKING:
     from soulcli.client import ApiClient
     from soulcli.downloads import MissingImage, SavedImage
-    from soulcli.models import TaskSnapshot
+    from soulcli.ledger import Ledger
+    from soulcli.models import GenerationRequest, TaskSnapshot
 
 
 def open_client(settings: Settings) -> ApiClient:
@@ -43,13 +45,13 @@ def stopped(
         task_id=task_id,
         exit_code=ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED,
     )
-    error.hint = f"resume with: {resume_command(task_id, out_dir)}"
+    error.hint = f"resume with: {resume_command(task_id, out_dir)} (or just: soul fetch)"
     return error
 
 
 @dataclass
 class Outcome:
-    """A finished task as reported to the user."""
+    """A task as reported to the user: what the server said and what was saved."""
 
     snapshot: TaskSnapshot
     saved: list[SavedImage] = field(default_factory=list)
@@ -75,8 +77,37 @@ class Outcome:
     def missing_json(self) -> list[dict[str, Any]]:
         return [{"index": m.index, "status": m.status, "reason": m.reason} for m in self.missing]
 
+    def ledger_images(self) -> list[dict[str, Any]]:
+        """One entry per job: its status, URL and saved path (if any)."""
+        saved = {s.index: s for s in self.saved}
+        missing = {m.index: m for m in self.missing}
+        images = []
+        for job in self.snapshot.jobs:
+            entry: dict[str, Any] = {
+                "index": job.index,
+                "status": job.status,
+                "url": job.url,
+                "path": None,
+            }
+            if job.index in saved:
+                entry["url"] = saved[job.index].url
+                entry["path"] = str(saved[job.index].path)
+            elif job.index in missing:
+                entry["status"] = missing[job.index].status
+            images.append(entry)
+        return images
 
-def wait_and_save(
+
+@dataclass
+class Tracked:
+    """The ledger row a task belongs to, if soul submitted it."""
+
+    ledger: Ledger
+    local_id: int
+    request: GenerationRequest | None
+
+
+def follow_task(
     client: ApiClient,
     task_id: str,
     *,
@@ -84,6 +115,59 @@ def wait_and_save(
     timeout: float,
     price: str,
     wait: bool = True,
+    tracked: Tracked | None = None,
+) -> Outcome:
+    """Wait for (or look at) a task, save its images with sidecars, and update the ledger."""
+    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, TIMED_OUT
+
+    try:
+        outcome = _wait_and_save(
+            client,
+            task_id,
+            out_dir=out_dir,
+            timeout=timeout,
+            price=price,
+            wait=wait,
+            request=tracked.request if tracked else None,
+        )
+    except TaskStoppedError as exc:
+        if tracked is not None and exc.exit_code == ExitCode.TIMEOUT:
+            tracked.ledger.set_state(tracked.local_id, TIMED_OUT, exc.message)
+        raise
+    except SoulError as exc:
+        if tracked is not None:
+            tracked.ledger.set_error(tracked.local_id, exc.message)
+        raise
+    if tracked is not None and outcome.snapshot.finished:
+        nothing_to_save = outcome.snapshot.done_count == 0
+        if out_dir is not None or nothing_to_save:
+            code = outcome.exit_code
+            state = {
+                ExitCode.OK: COMPLETED,
+                ExitCode.PARTIAL: PARTIAL,
+                ExitCode.TASK_FAILED: FAILED,
+            }.get(code)
+            if state is None:  # downloads failed: leave it resumable
+                tracked.ledger.set_results(
+                    tracked.local_id,
+                    "submitted",
+                    outcome.ledger_images(),
+                    "some images could not be downloaded",
+                )
+            else:
+                tracked.ledger.set_results(tracked.local_id, state, outcome.ledger_images())
+    return outcome
+
+
+def _wait_and_save(
+    client: ApiClient,
+    task_id: str,
+    *,
+    out_dir: Path | None,
+    timeout: float,
+    price: str,
+    wait: bool,
+    request: GenerationRequest | None,
 ) -> Outcome:
     """Poll until finished (or once if not `wait`), then save completed images to `out_dir`."""
     from soulcli.waiting import wait_for_task
@@ -103,14 +187,12 @@ def wait_and_save(
                     client, task_id, timeout=timeout, on_update=line.update, on_retry=on_retry
                 )
             else:
-                import time
-
                 snapshot = client.fetch(task_id, deadline=time.monotonic() + min(timeout, 30.0))
             outcome = Outcome(snapshot)
             if out_dir is not None and snapshot.jobs:
                 doing = "downloading the images of"
                 line.downloading = True
-                outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir)
+                outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir, request)
     except KeyboardInterrupt:
         raise stopped(task_id, out_dir, terminated=False, doing=doing) from None
     except Terminated:
@@ -127,20 +209,26 @@ def wait_and_save(
 
 
 def _save(
-    task_id: str, snapshot: TaskSnapshot, out_dir: Path
+    task_id: str, snapshot: TaskSnapshot, out_dir: Path, request: GenerationRequest | None
 ) -> tuple[list[SavedImage], list[MissingImage]]:
     from soulcli.downloads import ImageDownloader
+    from soulcli.sidecar import write_sidecar
+
+    def with_sidecar(image: SavedImage) -> None:
+        write_sidecar(
+            image.path, task_id=task_id, index=image.index, source_url=image.url, request=request
+        )
 
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
     with ImageDownloader() as downloader:
-        return downloader.save_all(task_id, jobs, out_dir)
+        return downloader.save_all(task_id, jobs, out_dir, on_saved=with_sidecar)
 
 
 def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None) -> ExitCode:
     """Print saved paths (or one JSON object) on stdout and problems on stderr."""
     task_id = outcome.snapshot.task_id
     for image in outcome.saved:
-        if image.note:
+        if image.note and image.note != "already saved":
             ui.warn(f"image {image.index}: {image.note}; saved as {image.path}")
     for missing in outcome.missing:
         reason = f": {one_line(missing.reason, 160)}" if missing.reason else ""
@@ -161,3 +249,10 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
     if code == ExitCode.DOWNLOAD:
         ui.say(f"soul: retry the downloads with: soul fetch {shlex.quote(task_id)} --out DIR")
     return code
+
+
+def request_json(request: GenerationRequest) -> dict[str, Any]:
+    """The request fields as they appear in --json output, with the price."""
+    from soulcli.sidecar import request_fields
+
+    return {**request_fields(request), "cost_ptc": float(request.price)}

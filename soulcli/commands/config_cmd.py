@@ -18,7 +18,10 @@ config_app = typer.Typer(
 )
 
 KeyArgument = Annotated[
-    str, typer.Argument(help="api_key, base_url, style, aspect_ratio, quality or out_dir.")
+    str,
+    typer.Argument(
+        help="api_key, base_url, style, aspect_ratio, quality, out_dir or confirm_above."
+    ),
 ]
 
 
@@ -172,6 +175,13 @@ def validate_value(name: str, value: str) -> str:
                 f"unknown aspect ratio {text!r}", hint="use one of " + ", ".join(ASPECT_RATIOS)
             )
         return text
+    if name == "confirm_above":
+        from soulcli.config import parse_ptc
+
+        try:
+            return format(parse_ptc(text), "f")
+        except ConfigError as exc:
+            raise UsageError(exc.message) from exc
     if name == "quality":
         from soulcli.models import normalize_quality
 

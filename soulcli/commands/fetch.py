@@ -1,4 +1,4 @@
-"""`soul fetch`: show a task's status and results, optionally wait and download; never submits."""
+"""`soul fetch`: show, resume or download a task; it never submits anything."""
 
 from __future__ import annotations
 
@@ -7,66 +7,208 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from soulcli.errors import ExitCode, UsageError
+from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import JsonFlag, OutDir, TimeoutOption
 
 if TYPE_CHECKING:
     from soulcli.commands.common import Outcome
+    from soulcli.config import Settings
+    from soulcli.ledger import Ledger, TaskRecord
 
 
 def fetch(
-    task_id: Annotated[str, typer.Argument(help="The task id that generate printed.")],
+    task_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="A task id (or local id from `soul history`); omit it to resume "
+            "the most recent unfinished task.",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", "-w", help="Poll until the task finishes.")
     ] = False,
     out: OutDir = None,
     json_: JsonFlag = False,
     timeout: TimeoutOption = None,
+    last: Annotated[
+        bool,
+        typer.Option("--last", help="Fetch the newest task in the ledger, whatever its state."),
+    ] = False,
 ) -> None:
-    """Show a task's status and image URLs; with --out, save its images.
+    """Show a task's status; with no id, resume the last unfinished task and save its images.
 
-    Example: soul fetch higgsfield_472f8f0319ac --wait --out ./pics
+    Example: soul fetch            (finishes what Ctrl-C or a timeout left behind)
     """
-    from soulcli import ui
-    from soulcli.commands.common import open_client, report, resume_command, wait_and_save
     from soulcli.config import effective_settings
-    from soulcli.downloads import prepare_out_dir
-    from soulcli.models import valid_task_id
+    from soulcli.ledger import Ledger
     from soulcli.waiting import DEFAULT_WAIT_TIMEOUT
 
-    task_id = task_id.strip()
-    if not valid_task_id(task_id):
+    settings = effective_settings()
+    limit = timeout or DEFAULT_WAIT_TIMEOUT
+    with Ledger.open() as ledger:
+        if task_id is None or last:
+            if task_id is not None:
+                raise UsageError("give a task id or --last, not both")
+            resume(ledger, settings, last=last, out=out, as_json=json_, timeout=limit)
+        else:
+            by_id(
+                ledger, settings, task_id.strip(), wait=wait, out=out, as_json=json_, timeout=limit
+            )
+
+
+def resume(
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    last: bool,
+    out: Path | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Finish a recorded task: wait for it and save its images where generate would have."""
+    from soulcli import ui
+    from soulcli.commands.common import Tracked, follow_task, open_client, report, request_json
+    from soulcli.downloads import prepare_out_dir
+    from soulcli.ledger import OUTCOME_UNKNOWN, UNFINISHED
+    from soulcli.models import format_ptc
+    from soulcli.text import shorten
+
+    record = ledger.newest() if last else ledger.newest(UNFINISHED)
+    if record is None:
+        what = "no task in the ledger yet" if last else "no unfinished task to resume"
+        raise SoulError(what, hint="see `soul history`", exit_code=ExitCode.NOT_FOUND)
+    if record.remote_id is None:
+        code = ExitCode.MAYBE_CHARGED if record.state == OUTCOME_UNKNOWN else ExitCode.NOT_FOUND
+        raise SoulError(
+            f"task {record.id} never got a task id ({record.state}: "
+            f"{record.error or 'no details'})",
+            exit_code=code,
+        )
+    out_dir = prepare_out_dir(Path(out or record.out_dir or ".").expanduser())
+    if last and _already_saved(record, out_dir):
+        raise typer.Exit(int(report_record(record, as_json=as_json)))
+    ui.say(
+        f"soul: resuming task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}"
+    )
+    with open_client(settings) as client:
+        outcome = follow_task(
+            client,
+            record.remote_id,
+            out_dir=out_dir,
+            timeout=timeout,
+            price=format_ptc(record.price_ptc),
+            tracked=Tracked(ledger, record.id, record.request()),
+        )
+    code = report(outcome, as_json=as_json, extra=request_json(record.request()))
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _already_saved(record: TaskRecord, out_dir: Path) -> bool:
+    """A finished task whose saved images are all still on disk needs no network."""
+    from soulcli.ledger import COMPLETED, FAILED, PARTIAL
+
+    paths = record.saved_paths
+    return record.state in (COMPLETED, PARTIAL, FAILED) and all(
+        Path(p).is_file() and Path(p).parent == out_dir for p in paths
+    )
+
+
+def report_record(record: TaskRecord, *, as_json: bool) -> ExitCode:
+    """Print a finished ledger task like generate would have: paths, or one JSON object."""
+    from soulcli import ui
+    from soulcli.commands.common import request_json
+
+    saved = [i for i in record.images if i.get("path")]
+    missing = [i for i in record.images if not i.get("path")]
+    if as_json:
+        ui.emit_json(
+            {
+                "task_id": record.remote_id,
+                "status": record.state,
+                **request_json(record.request()),
+                "images": [
+                    {"index": i["index"], "url": i["url"], "path": i["path"]} for i in saved
+                ],
+                "missing": [
+                    {"index": i["index"], "status": i["status"], "reason": ""} for i in missing
+                ],
+            }
+        )
+    else:
+        for image in saved:
+            ui.emit(str(image["path"]))
+    return {"completed": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(
+        record.state, ExitCode.TASK_FAILED
+    )
+
+
+def by_id(
+    ledger: Ledger,
+    settings: Settings,
+    task_id: str,
+    *,
+    wait: bool,
+    out: Path | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Look at (and with --out, save) one task; update its ledger row if soul submitted it."""
+    from soulcli import ui
+    from soulcli.commands.common import (
+        Tracked,
+        follow_task,
+        open_client,
+        report,
+        request_json,
+        resume_command,
+    )
+    from soulcli.downloads import prepare_out_dir
+    from soulcli.models import format_ptc, valid_task_id
+
+    record = ledger.get(task_id)
+    if record is not None and record.remote_id is None:
+        raise SoulError(
+            f"task {record.id} never got a task id ({record.state})", exit_code=ExitCode.NOT_FOUND
+        )
+    remote_id = record.remote_id if record is not None and record.remote_id else task_id
+    if not valid_task_id(remote_id):
         raise UsageError(
             f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
         )
-    settings = effective_settings()
     out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
+    tracked = Tracked(ledger, record.id, record.request()) if record is not None else None
     with open_client(settings) as client:
-        outcome = wait_and_save(
+        outcome = follow_task(
             client,
-            task_id,
+            remote_id,
             out_dir=out_dir,
-            timeout=timeout or DEFAULT_WAIT_TIMEOUT,
-            price="?",
+            timeout=timeout,
+            price=format_ptc(record.price_ptc) if record else "?",
             wait=wait,
+            tracked=tracked,
         )
     if out_dir is None:
-        show_status(outcome, as_json=json_)
+        show_status(outcome, as_json=as_json)
         return
     if outcome.snapshot.finished:
-        code = report(outcome, as_json=json_, extra={"jobs": jobs_json(outcome)})
+        extra: dict[str, Any] = {"jobs": jobs_json(outcome)}
+        if record is not None:
+            extra.update(request_json(record.request()))
+        code = report(outcome, as_json=as_json, extra=extra)
         if code != ExitCode.OK:
             raise typer.Exit(int(code))
         return
     # Not finished and not waiting: save what is ready, say how to get the rest.
-    if json_:
+    if as_json:
         show_status(outcome, as_json=True)
     else:
         for image in outcome.saved:
             ui.emit(str(image.path))
     ui.say(
-        f"soul: task {task_id} is still {outcome.snapshot.phase}; finish with: "
-        f"{resume_command(task_id, out_dir)}"
+        f"soul: task {remote_id} is still {outcome.snapshot.phase}; finish with: "
+        f"{resume_command(remote_id, out_dir)}"
     )
 
 

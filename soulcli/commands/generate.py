@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from soulcli.errors import ExitCode, UsageError
+from soulcli.errors import ExitCode, SoulError, UsageError
+from soulcli.models import SUBMIT_PATH
 from soulcli.options import (
     EnhanceOption,
     JsonFlag,
@@ -19,6 +21,7 @@ from soulcli.options import (
     SeedOption,
     StyleOption,
     TimeoutOption,
+    YesOption,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +52,16 @@ def generate(
         bool, typer.Option("--dry-run", help="Print the request body and price; send nothing.")
     ] = False,
     timeout: TimeoutOption = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            metavar="PATH|TASK",
+            help="Repeat a past request: an image, its "
+            ".json sidecar, or a task id from `soul history`; options override it.",
+        ),
+    ] = None,
+    yes: YesOption = False,
 ) -> None:
     """Generate 4 images from a prompt and save them.
 
@@ -58,21 +71,24 @@ def generate(
     from soulcli.config import check_base_url, effective_settings
     from soulcli.models import format_ptc
 
-    text = read_prompt(prompt)
+    base = load_like(like) if like else {}
+    if prompt is None and base:
+        text = check_prompt(str(base.get("prompt", "")), "the stored prompt")
+    else:
+        text = read_prompt(prompt)
     settings = effective_settings()
     request = build_request(
         text,
-        style=style if style is not None else settings.style,
-        ar=ar if ar is not None else settings.aspect_ratio,
-        quality=quality if quality is not None else settings.quality,
-        seed=seed,
-        negative=negative,
-        enhance=enhance,
+        style=_first(style, _style_of(base), settings.style),
+        ar=_first(ar, base.get("aspect_ratio"), settings.aspect_ratio),
+        quality=_first(quality, base.get("quality"), settings.quality),
+        seed=_first(seed, base.get("seed")),
+        negative=_first(negative, base.get("negative_prompt")),
+        enhance=_first(enhance, base.get("enhance_prompt")),
     )
     price = format_ptc(request.price)
-    described = describe(request)
     if dry_run:
-        url = check_base_url(settings.base_url) + "/higgsfield/text2image_soul"
+        url = check_base_url(settings.base_url) + SUBMIT_PATH
         if json_:
             ui.emit_json(
                 {
@@ -89,17 +105,25 @@ def generate(
             ui.emit(json.dumps(request.body(), ensure_ascii=False, indent=2))
         return
 
-    from soulcli.commands.common import open_client, report, wait_and_save
+    from soulcli.commands.common import Tracked, follow_task, open_client, report, request_json
     from soulcli.downloads import prepare_out_dir
+    from soulcli.ledger import Ledger
+    from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
     client = open_client(settings)
-    if not no_wait:
-        # Find an unwritable directory before paying, not after.
-        out_dir = prepare_out_dir(out_dir)
-    with client:
-        ui.say(f"soul: submitting {described} · seed {request.seed} · {price} PTC")
-        task_id = client.submit(request)
+    confirm_price(request.price, settings.confirm_above, yes=yes)
+    # Find an unwritable directory before paying, not after.
+    out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
+    with client, Ledger.open() as ledger:
+        ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
+        local_id, task_id = submit_recorded(
+            client,
+            ledger,
+            request,
+            out_dir=str(out_dir),
+            api_host=check_base_url(settings.base_url),
+        )
         ui.say(f"soul: task {task_id} submitted")
         if no_wait:
             if json_:
@@ -107,12 +131,63 @@ def generate(
             else:
                 ui.emit(task_id)
             return
-        outcome = wait_and_save(
-            client, task_id, out_dir=out_dir, timeout=timeout or _default_timeout(), price=price
+        outcome = follow_task(
+            client,
+            task_id,
+            out_dir=out_dir,
+            timeout=timeout or _default_timeout(),
+            price=price,
+            tracked=Tracked(ledger, local_id, request),
         )
     code = report(outcome, as_json=json_, extra=request_json(request))
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None: command line, then --like, then config."""
+    return next((v for v in values if v is not None), None)
+
+
+def _style_of(base: dict[str, Any]) -> str | None:
+    style = base.get("style")
+    if isinstance(style, dict) and isinstance(style.get("id"), str):
+        return str(style["id"])
+    return None
+
+
+def load_like(like: str) -> dict[str, Any]:
+    """The stored request behind --like: a sidecar (or its image), else a ledger task."""
+    candidate = Path(like).expanduser()
+    if candidate.exists():
+        from soulcli.sidecar import read_sidecar
+
+        return read_sidecar(candidate)
+    from soulcli.ledger import Ledger
+    from soulcli.sidecar import request_fields
+
+    with Ledger.open() as ledger:
+        record = ledger.get(like)
+    if record is None:
+        raise UsageError(f"--like {like!r} is neither a file nor a task in `soul history`")
+    return request_fields(record.request())
+
+
+def confirm_price(price: Decimal, limit: Decimal | None, *, yes: bool) -> None:
+    """Ask before spending more than `confirm_above`; refuse without a terminal unless --yes."""
+    if limit is None or price <= limit or yes:
+        return
+    from soulcli.models import format_ptc
+
+    what = f"this costs {format_ptc(price)} PTC, above confirm_above ({format_ptc(limit)} PTC)"
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise SoulError(
+            f"{what}; not confirmed", hint="add --yes to go ahead", exit_code=ExitCode.DECLINED
+        )
+    import click
+
+    if not click.confirm(f"soul: {what}. Go ahead?", default=False, err=True):
+        raise SoulError("not confirmed; nothing was sent", exit_code=ExitCode.DECLINED)
 
 
 def _default_timeout() -> float:
@@ -202,17 +277,3 @@ def build_request(
 
 def describe(request: GenerationRequest) -> str:
     return f"{request.style_name} · {request.aspect_ratio} · {request.quality}"
-
-
-def request_json(request: GenerationRequest) -> dict[str, Any]:
-    """The request fields as they appear in --json output."""
-    return {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "style": {"id": request.style_id, "name": request.style_name},
-        "aspect_ratio": request.aspect_ratio,
-        "quality": request.quality,
-        "seed": request.seed,
-        "enhance_prompt": request.enhance_prompt,
-        "cost_ptc": float(request.price),
-    }

@@ -1,0 +1,191 @@
+"""`soul history`: every task soul submitted, from the local ledger, with what it cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from soulcli.errors import ExitCode, SoulError, UsageError
+from soulcli.options import JsonFlag
+
+if TYPE_CHECKING:
+    from soulcli.ledger import TaskRecord
+
+history_app = typer.Typer(
+    name="history",
+    help="Past tasks from the local ledger (newest first), with spend.",
+    rich_markup_mode=None,
+)
+
+
+@history_app.callback(invoke_without_command=True)
+def history(
+    ctx: typer.Context,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", "-S", metavar="TEXT", help="Only prompts containing TEXT."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N tasks.")] = 50,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only tasks in this state (completed, "
+            "partial, failed, submitted, timed_out, outcome_unknown, submitting).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="AGE|DATE",
+            help="Only tasks newer than 7d, 12h, 30m, 2w or a date such as 2026-11-01.",
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """List past tasks: time, state, style, quality, ratio, seed, cost, prompt, images.
+
+    Example: soul history --since 7d --search dog
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from soulcli import ui
+    from soulcli.ledger import STATES, Ledger
+
+    if state is not None and state not in STATES:
+        raise UsageError(f"unknown state {state!r}", hint="use one of " + ", ".join(STATES))
+    cutoff = parse_since(since) if since else None
+    with Ledger.open() as ledger:
+        records = ledger.search(text=search, state=state, since=cutoff, limit=limit)
+    if json_:
+        ui.emit_json([r.to_json() for r in records])
+        return
+    if not records:
+        ui.say("soul: no tasks match" if (search or state or since) else "soul: no tasks yet")
+        return
+    _print_table(records)
+
+
+@history_app.command("show")
+def show(
+    task: Annotated[str, typer.Argument(help="A local id (the # column) or a task id.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Show one task in full, with its image paths. Example: soul history show 12"""
+    from soulcli import ui
+    from soulcli.ledger import Ledger
+    from soulcli.text import one_line
+
+    with Ledger.open() as ledger:
+        record = ledger.get(task)
+    if record is None:
+        raise SoulError(
+            f"no task {task!r} in the ledger",
+            hint="see `soul history`",
+            exit_code=ExitCode.NOT_FOUND,
+        )
+    if json_:
+        ui.emit_json(record.to_json())
+        return
+    fields = record.to_json()
+    for key in ("id", "created_at", "state", "task_id", "prompt", "negative_prompt"):
+        ui.emit(f"{key}: {one_line(fields[key] if fields[key] is not None else '-', 2000)}")
+    ui.emit(f"style: {record.style_name} ({record.style_id})")
+    for key in ("aspect_ratio", "quality", "seed", "enhance_prompt", "cost_ptc", "out_dir"):
+        ui.emit(f"{key}: {fields[key]}")
+    if record.error:
+        ui.emit(f"error: {one_line(record.error, 500)}")
+    for image in record.images:
+        where = image.get("path") or f"not saved ({one_line(image.get('status'), 40)})"
+        ui.emit(f"image {image.get('index')}: {where}")
+
+
+def parse_since(text: str) -> float:
+    """A cutoff time from `7d`-style ages or an ISO date."""
+    import re
+    import time
+    from datetime import datetime
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text.lower())
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return time.time() - int(match.group(1)) * unit
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError as exc:
+        raise UsageError(
+            f"--since {text!r} is not an age (7d, 12h) or a date (2026-11-01)"
+        ) from exc
+
+
+def spend(records: list[TaskRecord]) -> tuple[Decimal, Decimal]:
+    """(charged, possibly charged) PTC for these tasks."""
+    from soulcli.ledger import OUTCOME_UNKNOWN
+
+    charged = sum((r.price_ptc for r in records if r.remote_id is not None), Decimal(0))
+    unknown = sum(
+        (r.price_ptc for r in records if r.remote_id is None and r.state == OUTCOME_UNKNOWN),
+        Decimal(0),
+    )
+    return charged, unknown
+
+
+def _print_table(records: list[TaskRecord]) -> None:
+    import sys
+    from datetime import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from soulcli.models import format_ptc
+    from soulcli.text import one_line, shorten
+
+    charged, unknown = spend(records)
+    caption = (
+        f"{len(records)} task{'s' if len(records) != 1 else ''} · spent {format_ptc(charged)} PTC"
+    )
+    if unknown:
+        caption += f" (+{format_ptc(unknown)} PTC possibly charged)"
+    console = Console(highlight=False) if sys.stdout.isatty() else Console(width=200)
+    table = Table(caption=caption, caption_justify="left")
+    for name, justify in [
+        ("#", "right"),
+        ("When", "left"),
+        ("State", "left"),
+        ("Style", "left"),
+        ("Quality", "left"),
+        ("Ratio", "left"),
+        ("Seed", "right"),
+        ("Cost", "right"),
+        ("Prompt", "left"),
+        ("Images", "right"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=name != "Prompt")  # type: ignore[arg-type]
+    colours = {
+        "completed": "green",
+        "partial": "yellow",
+        "failed": "red",
+        "outcome_unknown": "magenta",
+        "timed_out": "yellow",
+        "submitted": "cyan",
+    }
+    for record in records:
+        cost = format_ptc(record.price_ptc) if record.charged else "-"
+        table.add_row(
+            str(record.id),
+            datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M"),
+            Text(record.state, style=colours.get(record.state, "")),
+            Text(shorten(record.style_name, 20)),
+            record.quality,
+            record.aspect_ratio,
+            str(record.seed),
+            cost,
+            Text(shorten(one_line(record.prompt, 200), 48)),
+            f"{len(record.saved_paths)}/{max(4, len(record.images))}",
+        )
+    console.print(table)

@@ -1,0 +1,339 @@
+"""The local task ledger: one SQLite row per submission, written before anything is sent.
+
+302.AI has no endpoint that lists past tasks, so this file is the only record of
+what the user paid for. Rows are written in WAL mode with synchronous=FULL, so two
+soul processes at once or a kill -9 at any moment leave it intact. The API key is
+never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from soulcli.errors import ConfigError
+from soulcli.models import GenerationRequest
+
+LEDGER_FILENAME = "tasks.db"
+SCHEMA_VERSION = 1
+
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+COMPLETED = "completed"
+PARTIAL = "partial"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+OUTCOME_UNKNOWN = "outcome_unknown"
+STATES = (SUBMITTING, SUBMITTED, COMPLETED, PARTIAL, FAILED, TIMED_OUT, OUTCOME_UNKNOWN)
+# States a task can be resumed from: it has a remote id and soul has not finished with it.
+UNFINISHED = (SUBMITTED, TIMED_OUT)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at      REAL    NOT NULL,
+    updated_at      REAL    NOT NULL,
+    prompt          TEXT    NOT NULL,
+    negative_prompt TEXT    NOT NULL DEFAULT '',
+    style_id        TEXT    NOT NULL,
+    style_name      TEXT    NOT NULL,
+    aspect_ratio    TEXT    NOT NULL,
+    quality         TEXT    NOT NULL,
+    seed            INTEGER NOT NULL,
+    enhance_prompt  INTEGER NOT NULL DEFAULT 0,
+    price_ptc       TEXT    NOT NULL,
+    api_host        TEXT    NOT NULL DEFAULT '',
+    out_dir         TEXT,
+    remote_id       TEXT,
+    state           TEXT    NOT NULL,
+    images          TEXT    NOT NULL DEFAULT '[]',
+    error           TEXT,
+    pid             INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_remote_id ON tasks (remote_id);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state);
+"""
+
+
+def data_dir() -> Path:
+    """The data directory: $SOUL_DATA_DIR, else platformdirs' user data dir."""
+    override = os.environ.get("SOUL_DATA_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("soul", appauthor=False))
+
+
+def ledger_path() -> Path:
+    return data_dir() / LEDGER_FILENAME
+
+
+@dataclass
+class TaskRecord:
+    """One ledger row."""
+
+    id: int
+    created_at: float
+    updated_at: float
+    prompt: str
+    negative_prompt: str
+    style_id: str
+    style_name: str
+    aspect_ratio: str
+    quality: str
+    seed: int
+    enhance_prompt: bool
+    price_ptc: Decimal
+    api_host: str
+    out_dir: str | None
+    remote_id: str | None
+    state: str
+    images: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def saved_paths(self) -> list[str]:
+        return [str(i["path"]) for i in self.images if i.get("path")]
+
+    @property
+    def charged(self) -> bool:
+        """Whether this row counts as spend: the server took it (or may have)."""
+        return self.remote_id is not None or self.state == OUTCOME_UNKNOWN
+
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(
+            prompt=self.prompt,
+            style_id=self.style_id,
+            style_name=self.style_name,
+            aspect_ratio=self.aspect_ratio,
+            quality=self.quality,
+            seed=self.seed,
+            negative_prompt=self.negative_prompt,
+            enhance_prompt=self.enhance_prompt,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        return {
+            "id": self.id,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+            "state": self.state,
+            "task_id": self.remote_id,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "style": {"id": self.style_id, "name": self.style_name},
+            "aspect_ratio": self.aspect_ratio,
+            "quality": self.quality,
+            "seed": self.seed,
+            "enhance_prompt": self.enhance_prompt,
+            "cost_ptc": float(self.price_ptc),
+            "out_dir": self.out_dir,
+            "images": self.images,
+            "error": self.error,
+        }
+
+
+def _record(row: sqlite3.Row) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        prompt=row["prompt"],
+        negative_prompt=row["negative_prompt"],
+        style_id=row["style_id"],
+        style_name=row["style_name"],
+        aspect_ratio=row["aspect_ratio"],
+        quality=row["quality"],
+        seed=row["seed"],
+        enhance_prompt=bool(row["enhance_prompt"]),
+        price_ptc=Decimal(row["price_ptc"]),
+        api_host=row["api_host"],
+        out_dir=row["out_dir"],
+        remote_id=row["remote_id"],
+        state=row["state"],
+        images=json.loads(row["images"] or "[]"),
+        error=row["error"],
+    )
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """Reads and writes ledger rows; every write is its own committed transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path | None = None) -> Iterator[Ledger]:
+        """Open (creating if needed) the ledger; a ledger that cannot be opened is a ConfigError."""
+        path = path or ledger_path()
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the task ledger {path}: {exc}") from exc
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA busy_timeout = 30000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                with _transaction(connection):
+                    # One statement at a time: executescript() would commit early.
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
+                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            connection.close()
+            raise ConfigError(f"the task ledger {path} is unusable: {exc}") from exc
+        try:
+            yield cls(connection)
+        finally:
+            connection.close()
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        try:
+            with _transaction(self._db):
+                cursor = self._db.execute(sql, params)
+                return int(cursor.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot write to the task ledger: {exc}") from exc
+
+    def add(self, request: GenerationRequest, *, out_dir: str | None, api_host: str) -> int:
+        """Record a submission about to be sent; returns its local id."""
+        now = time.time()
+        return self._write(
+            "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt, style_id,"
+            " style_name, aspect_ratio, quality, seed, enhance_prompt, price_ptc, api_host,"
+            " out_dir, state, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (now, now, request.prompt, request.negative_prompt, request.style_id,
+             request.style_name, request.aspect_ratio, request.quality, request.seed,
+             int(request.enhance_prompt), str(request.price), api_host, out_dir, SUBMITTING,
+             os.getpid()),
+        )  # fmt: skip
+
+    def set_remote_id(self, local_id: int, remote_id: str) -> None:
+        self._write(
+            "UPDATE tasks SET remote_id = ?, state = ?, updated_at = ? WHERE id = ?",
+            (remote_id, SUBMITTED, time.time(), local_id),
+        )
+
+    def set_state(self, local_id: int, state: str, error: str | None = None) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+            (state, error, time.time(), local_id),
+        )
+
+    def set_error(self, local_id: int, error: str) -> None:
+        self._write(
+            "UPDATE tasks SET error = ?, updated_at = ? WHERE id = ?",
+            (error, time.time(), local_id),
+        )
+
+    def set_results(
+        self, local_id: int, state: str, images: list[dict[str, Any]], error: str | None = None
+    ) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, images = ?, error = ?, updated_at = ? WHERE id = ?",
+            (state, json.dumps(images), error, time.time(), local_id),
+        )
+
+    def _select(
+        self, where: str = "1=1", params: tuple[Any, ...] = (), limit: int | None = None
+    ) -> list[TaskRecord]:
+        sql = f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            return [_record(row) for row in self._db.execute(sql, params)]
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
+
+    def get(self, key: str | int) -> TaskRecord | None:
+        """A row by local id (digits) or remote task id."""
+        text = str(key).strip()
+        if text.isdigit():
+            found = self._select("id = ?", (int(text),))
+            if found:
+                return found[0]
+        found = self._select("remote_id = ?", (text,), limit=1)
+        return found[0] if found else None
+
+    def newest(self, states: tuple[str, ...] | None = None) -> TaskRecord | None:
+        self.settle_abandoned()
+        if states is None:
+            found = self._select(limit=1)
+        else:
+            marks = ",".join("?" * len(states))
+            found = self._select(f"state IN ({marks}) AND remote_id IS NOT NULL", states, 1)
+        return found[0] if found else None
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRecord]:
+        """Rows newest first, filtered by prompt text, state and creation time."""
+        self.settle_abandoned()
+        clauses: list[str] = ["1=1"]
+        params: list[Any] = []
+        if text:
+            clauses.append("(prompt LIKE ? ESCAPE '\\' OR remote_id = ?)")
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params += [f"%{escaped}%", text]
+        if state:
+            clauses.append("state = ?")
+            params.append(state)
+        if since is not None:
+            clauses.append("created_at >= ?")
+            params.append(since)
+        return self._select(" AND ".join(clauses), tuple(params), limit)
+
+    def settle_abandoned(self) -> None:
+        """Mark rows left in `submitting` by a process that died as outcome_unknown."""
+        rows = self._db.execute("SELECT id, pid FROM tasks WHERE state = ?", (SUBMITTING,))
+        for row in rows.fetchall():
+            if not _pid_alive(row["pid"]):
+                self.set_state(
+                    row["id"],
+                    OUTCOME_UNKNOWN,
+                    "soul stopped while submitting; the request may have been charged",
+                )
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, so concurrent writers queue on busy_timeout, never corrupt."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
