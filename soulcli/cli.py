@@ -6,18 +6,64 @@ import signal
 import sys
 from typing import Annotated, NoReturn
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from soulcli import __version__
-from soulcli.commands.config_cmd import config_app
-from soulcli.commands.fetch import fetch
-from soulcli.commands.generate import generate
-from soulcli.commands.history import history_app
-from soulcli.commands.styles import styles
 from soulcli.errors import ExitCode, SoulError, Terminated
+
+# Each command lives in its own module and is imported only when it runs (or is
+# completed), so `soul styles` does not pay for building `generate`. The short
+# help here is what `soul --help` lists; a test checks every entry loads.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("soulcli.commands.generate", "Generate 4 images from a prompt and save them."),
+    "fetch": ("soulcli.commands.fetch", "Show or resume a task and save its images."),
+    "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
+    "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
+    "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root command: subcommands are built from their modules on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        import importlib
+
+        module = importlib.import_module(entry[0])
+        command = typer.main.get_command(module.app)
+        command.name = cmd_name
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            import difflib
+
+            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if not close:
+                raise
+            hint = f"{exc.message.rstrip('.')}; did you mean {close[0]!r}?"
+            raise click.UsageError(hint, ctx=exc.ctx) from None
+
 
 app = typer.Typer(
     name="soul",
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=True,
     # Plain Click help: rich help formatting would double `soul --help` start-up time.
@@ -27,11 +73,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command()(generate)
-app.command()(fetch)
-app.command()(styles)
-app.add_typer(history_app)
-app.add_typer(config_app)
 
 
 def _version(value: bool) -> None:
@@ -69,8 +110,6 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends as one line on stderr and a documented exit code."""
-    import click
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     command = typer.main.get_command(app)
     try:

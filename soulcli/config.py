@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from soulcli.errors import ConfigError, UsageError
+from soulcli.paths import config_path
 
-CONFIG_FILENAME = "config.toml"
 DEFAULT_BASE_URL = "https://api.302.ai"
 SECRET_KEYS = frozenset({"api_key"})
 # Every key `soul config` knows, with a one-line description for `config list`.
@@ -29,20 +29,6 @@ KEY_ALIASES = {
     "out": "out_dir",
     "output_dir": "out_dir",
 }
-
-
-def config_dir() -> Path:
-    """The config directory: $SOUL_CONFIG_DIR, else platformdirs' user config dir."""
-    override = os.environ.get("SOUL_CONFIG_DIR")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("soul", appauthor=False))
-
-
-def config_path() -> Path:
-    return config_dir() / CONFIG_FILENAME
 
 
 def canonical_key(key: str) -> str:

@@ -21,8 +21,8 @@ from typing import Any
 
 from soulcli.errors import ConfigError
 from soulcli.models import GenerationRequest
+from soulcli.paths import ledger_path
 
-LEDGER_FILENAME = "tasks.db"
 SCHEMA_VERSION = 1
 
 SUBMITTING = "submitting"
@@ -61,20 +61,6 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_remote_id ON tasks (remote_id);
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state);
 """
-
-
-def data_dir() -> Path:
-    """The data directory: $SOUL_DATA_DIR, else platformdirs' user data dir."""
-    override = os.environ.get("SOUL_DATA_DIR")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("soul", appauthor=False))
-
-
-def ledger_path() -> Path:
-    return data_dir() / LEDGER_FILENAME
 
 
 @dataclass

@@ -7,13 +7,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-IMAGES_PER_REQUEST = 4
-ASPECT_RATIOS = ("9:16", "3:4", "2:3", "1:1", "4:3", "16:9", "3:2")
-QUALITIES = ("720p", "1080p")
-# The provider's newer client code names the same tiers "basic" and "high".
-QUALITY_ALIASES = {"basic": "720p", "high": "1080p", "720": "720p", "1080": "1080p"}
+from soulcli.constants import IMAGES_PER_REQUEST, QUALITIES, QUALITY_ALIASES
+
 PRICE_PTC = {"720p": Decimal("0.1"), "1080p": Decimal("0.2")}
-SEED_MIN, SEED_MAX = 1, 1_000_000
 
 COMPLETED = "completed"
 JOB_FAILURES = frozenset({"failed", "nsfw", "canceled", "cancelled"})

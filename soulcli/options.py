@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from soulcli.models import ASPECT_RATIOS, QUALITIES, QUALITY_ALIASES, SEED_MAX, SEED_MIN
+from soulcli.constants import ASPECT_RATIOS, QUALITIES, QUALITY_ALIASES, SEED_MAX, SEED_MIN
 
 
 def complete_style(incomplete: str) -> list[str]:

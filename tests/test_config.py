@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from soulcli.config import config_path, effective_settings, load_config
+from soulcli.config import effective_settings, load_config
+from soulcli.paths import config_path
 from tests.conftest import SENTINEL_KEY, invoke
 
 

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
+from soulcli.commands import new_app
 from soulcli.errors import ExitCode
 from soulcli.options import JsonFlag
 
-config_app = typer.Typer(
+app = new_app(
     name="config",
     help="Show or change settings (API key, base URL, defaults).",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 KeyArgument = Annotated[
@@ -25,7 +25,7 @@ KeyArgument = Annotated[
 ]
 
 
-@config_app.command("set")
+@app.command("set")
 def config_set(
     key: KeyArgument,
     value: Annotated[
@@ -51,7 +51,7 @@ def config_set(
     ui.say(f"soul: {name} set to {shown} in {path}")
 
 
-@config_app.command("get")
+@app.command("get")
 def config_get(key: KeyArgument) -> None:
     """Print one effective value (the API key masked). Example: soul config get quality"""
     from soulcli import ui
@@ -65,7 +65,7 @@ def config_get(key: KeyArgument) -> None:
     ui.emit(mask(name, value))
 
 
-@config_app.command("unset")
+@app.command("unset")
 def config_unset(key: KeyArgument) -> None:
     """Remove a value from the config file. Example: soul config unset style"""
     from soulcli import ui
@@ -80,7 +80,7 @@ def config_unset(key: KeyArgument) -> None:
     ui.say(f"soul: {name} removed from {path}")
 
 
-@config_app.command("list")
+@app.command("list")
 def config_list(json_: JsonFlag = False) -> None:
     """Show every setting, its effective value and where it comes from."""
     from soulcli import ui
@@ -100,11 +100,11 @@ def config_list(json_: JsonFlag = False) -> None:
         ui.emit(f"{name} = {shown}" + (f"  [{source}]" if source else ""))
 
 
-@config_app.command("path")
+@app.command("path")
 def config_path_command() -> None:
     """Print where the config file lives (SOUL_CONFIG_DIR moves it)."""
     from soulcli import ui
-    from soulcli.config import config_path
+    from soulcli.paths import config_path
 
     ui.emit(str(config_path()))
 
@@ -168,7 +168,7 @@ def validate_value(name: str, value: str) -> str:
 
         return resolve_style(text).name
     if name == "aspect_ratio":
-        from soulcli.models import ASPECT_RATIOS
+        from soulcli.constants import ASPECT_RATIOS
 
         if text not in ASPECT_RATIOS:
             raise UsageError(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import JsonFlag, OutDir, TimeoutOption
 
@@ -238,3 +239,7 @@ def show_status(outcome: Outcome, *, as_json: bool) -> None:
     ui.emit(f"{snapshot.task_id}\t{snapshot.outcome}\t{snapshot.done_count}/{total} done")
     for job in snapshot.jobs:
         ui.emit(f"{job.index}\t{one_line(job.status, 30)}\t{one_line(job.url or '-', 500)}")
+
+
+app = new_app()
+app.command()(fetch)

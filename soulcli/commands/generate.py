@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.models import SUBMIT_PATH
 from soulcli.options import (
@@ -239,13 +240,8 @@ def build_request(
     import secrets
 
     from soulcli.catalog import DEFAULT_STYLE, resolve_style
-    from soulcli.models import (
-        ASPECT_RATIOS,
-        SEED_MAX,
-        SEED_MIN,
-        GenerationRequest,
-        normalize_quality,
-    )
+    from soulcli.constants import ASPECT_RATIOS, SEED_MAX, SEED_MIN
+    from soulcli.models import GenerationRequest, normalize_quality
 
     chosen_style = resolve_style(DEFAULT_STYLE if style is None else style)
     ratio = (ar or DEFAULT_RATIO).strip()
@@ -277,3 +273,7 @@ def build_request(
 
 def describe(request: GenerationRequest) -> str:
     return f"{request.style_name} · {request.aspect_ratio} · {request.quality}"
+
+
+app = new_app()
+app.command()(generate)

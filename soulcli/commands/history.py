@@ -7,20 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import JsonFlag
 
 if TYPE_CHECKING:
     from soulcli.ledger import TaskRecord
 
-history_app = typer.Typer(
-    name="history",
-    help="Past tasks from the local ledger (newest first), with spend.",
-    rich_markup_mode=None,
-)
+app = new_app(name="history")
 
 
-@history_app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True)
 def history(
     ctx: typer.Context,
     search: Annotated[
@@ -70,7 +67,7 @@ def history(
     _print_table(records)
 
 
-@history_app.command("show")
+@app.command("show")
 def show(
     task: Annotated[str, typer.Argument(help="A local id (the # column) or a task id.")],
     json_: JsonFlag = False,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from soulcli.commands import new_app
 from soulcli.options import JsonFlag
 
 if TYPE_CHECKING:
@@ -35,11 +37,15 @@ def styles(
     if not found:
         ui.say(f"soul: no style matches {search!r}; run `soul styles` for all {len(load_styles())}")
         return
-    _print_table(found, search)
+    if sys.stdout.isatty():
+        _print_table(found, search)
+    else:
+        _print_plain(found)
 
 
 def price_caption() -> str:
-    from soulcli.models import IMAGES_PER_REQUEST, PRICE_PTC, format_ptc
+    from soulcli.constants import IMAGES_PER_REQUEST
+    from soulcli.models import PRICE_PTC, format_ptc
 
     parts = [
         f"{quality}: {format_ptc(price)} PTC per request of {IMAGES_PER_REQUEST} images "
@@ -49,16 +55,25 @@ def price_caption() -> str:
     return "Price · " + " · ".join(parts)
 
 
+def _print_plain(found: list[Style]) -> None:
+    """Aligned columns without Rich: for pipes, pagers and grep (and a faster start)."""
+    from soulcli import ui
+
+    rows = [("NAME", "ID", "PREVIEW")] + [(s.name, s.id, s.preview_url) for s in found]
+    width = max(len(name) for name, _, _ in rows)
+    for name, ident, preview in rows:
+        ui.emit(f"{name:<{width}}  {ident:<36}  {preview}")
+    ui.emit(price_caption())
+
+
 def _print_table(found: list[Style], search: str | None) -> None:
     import re
-    import sys
 
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    # Piped output keeps whole rows (no wrapping at 80 columns) so grep and cut work.
-    console = Console(highlight=False) if sys.stdout.isatty() else Console(width=400)
+    console = Console(highlight=False)
     table = Table(
         title=f"Soul styles ({len(found)})", caption=price_caption(), caption_justify="left"
     )
@@ -75,3 +90,7 @@ def _print_table(found: list[Style], search: str | None) -> None:
             ident.highlight_regex(pattern, style="bold magenta")
         table.add_row(name, ident, style.preview_url)
     console.print(table)
+
+
+app = new_app()
+app.command()(styles)
