@@ -18,6 +18,7 @@ from soulcli.errors import ExitCode, SoulError, Terminated
 # help here is what `soul --help` lists; a test checks every entry loads.
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("soulcli.commands.generate", "Generate 4 images from a prompt and save them."),
+    "batch": ("soulcli.commands.batch", "Generate for every prompt in a file, concurrently."),
     "fetch": ("soulcli.commands.fetch", "Show or resume a task and save its images."),
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         _fail("terminated", int(ExitCode.TERMINATED))
     except BrokenPipeError:
-        _quiet_broken_pipe()
+        from soulcli.ui import reader_went_away
+
+        reader_went_away()
     except Exception as exc:  # a bug: one line, and the traceback only when asked for
         import os
 
@@ -145,15 +148,3 @@ def main(argv: list[str] | None = None) -> None:
         )
     code = result if isinstance(result, int) else 0
     raise SystemExit(code)
-
-
-def _quiet_broken_pipe() -> NoReturn:
-    """The reader went away (`soul styles | head`): stop quietly, like other Unix tools."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
-    raise SystemExit(141)

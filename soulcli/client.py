@@ -154,6 +154,8 @@ class ApiClient:
         sleep: Sleep = time.sleep,
     ) -> None:
         self._sleep = sleep
+        # Called on every 429, so a batch can lower its concurrency for a while.
+        self.on_rate_limited: Callable[[], None] | None = None
         self._http = httpx.Client(
             base_url=base_url,
             headers={
@@ -168,6 +170,10 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _rate_limited(self) -> None:
+        if self.on_rate_limited is not None:
+            self.on_rate_limited()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -210,6 +216,7 @@ class ApiClient:
                     hint="check your 302.AI task log before trying again",
                 ) from exc
             if response.status == 429:
+                self._rate_limited()
                 if last:
                     raise ServerError(
                         "the API is rate limiting requests (429); nothing was charged",
@@ -255,6 +262,7 @@ class ApiClient:
         except (httpx.HTTPError, ValueError) as exc:
             raise RetryableError(f"the connection failed ({_reason(exc)})") from exc
         if response.status == 429:
+            self._rate_limited()
             raise RetryableError(
                 "the API is rate limiting (429)",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),

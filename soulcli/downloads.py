@@ -57,8 +57,9 @@ def safe_stem(task_id: str) -> str:
     return stem or "task"
 
 
-def image_name(task_id: str, index: int, extension: str) -> str:
-    return f"{safe_stem(task_id)}_{index}{extension}"
+def image_name(stem: str, index: int, extension: str) -> str:
+    """STEM_N.ext, STEM being a task id or a batch line's `name`, made safe."""
+    return f"{safe_stem(stem)}_{index}{extension}"
 
 
 def check_image_url(url: str) -> None:
@@ -118,7 +119,7 @@ class ImageDownloader:
             follow_redirects=True,
             max_redirects=5,
             transport=transport,
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             event_hooks={"request": [self._check_hop]},
         )
 
@@ -144,8 +145,12 @@ class ImageDownloader:
         out_dir: Path,
         *,
         on_saved: Callable[[SavedImage], None] | None = None,
+        stem: str | None = None,
     ) -> tuple[list[SavedImage], list[MissingImage]]:
-        """Save every completed job's image into out_dir concurrently; report the rest."""
+        """Save every completed job's image into out_dir concurrently; report the rest.
+
+        Files are named STEM_N.ext, STEM being `stem` or else the task id (made safe).
+        """
         out_dir = prepare_out_dir(out_dir)
         saved: list[SavedImage] = []
         missing: list[MissingImage] = []
@@ -162,7 +167,7 @@ class ImageDownloader:
 
         def one(job: Job) -> None:
             try:
-                image = self._save_job(task_id, job, out_dir, cancel)
+                image = self._save_job(stem or task_id, job, out_dir, cancel)
             except BadImage as exc:
                 with lock:
                     missing.append(MissingImage(job.index, "download failed", str(exc)))
@@ -191,15 +196,13 @@ class ImageDownloader:
         missing.sort(key=lambda image: image.index)
         return saved, missing
 
-    def _save_job(
-        self, task_id: str, job: Job, out_dir: Path, cancel: threading.Event
-    ) -> SavedImage:
+    def _save_job(self, stem: str, job: Job, out_dir: Path, cancel: threading.Event) -> SavedImage:
         urls = [u for u in (job.raw_url, job.min_url) if u]
         problem = "no URL"
         for url in dict.fromkeys(urls):  # raw first, then min; once each
             for attempt in range(ATTEMPTS_PER_URL):
                 try:
-                    path, note = self._download(task_id, job.index, url, out_dir, cancel)
+                    path, note = self._download(stem, job.index, url, out_dir, cancel)
                     return SavedImage(job.index, url, path, note)
                 except _Transient as exc:
                     problem = str(exc)
@@ -211,10 +214,10 @@ class ImageDownloader:
         raise BadImage(problem)
 
     def _download(
-        self, task_id: str, index: int, url: str, out_dir: Path, cancel: threading.Event
+        self, stem: str, index: int, url: str, out_dir: Path, cancel: threading.Event
     ) -> tuple[Path, str | None]:
         check_image_url(url)
-        part = out_dir / f".{safe_stem(task_id)}_{index}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        part = out_dir / f".{safe_stem(stem)}_{index}.{secrets.token_hex(4)}{PART_SUFFIX}"
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
@@ -228,7 +231,7 @@ class ImageDownloader:
             if extension is None:
                 raise BadImage("the server sent something that is not an image")
             check_complete(extension, head, tail, size)
-            return _place(part, out_dir, image_name(task_id, index, extension))
+            return _place(part, out_dir, image_name(stem, index, extension))
         finally:
             part.unlink(missing_ok=True)
 

@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     TASK_FAILED = 13  # the task finished with no image delivered
     DOWNLOAD = 14  # an image could not be downloaded or saved
     DECLINED = 15  # the price needed a confirmation that was not given; nothing was sent
+    BATCH_INCOMPLETE = 16  # a batch finished but some lines did not complete
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
 

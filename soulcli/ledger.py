@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,10 +57,21 @@ CREATE TABLE IF NOT EXISTS tasks (
     state           TEXT    NOT NULL,
     images          TEXT    NOT NULL DEFAULT '[]',
     error           TEXT,
-    pid             INTEGER
+    pid             INTEGER,
+    batch_id        INTEGER,
+    batch_line      INTEGER,
+    image_stem      TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_remote_id ON tasks (remote_id);
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state);
+CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch_id, batch_line);
+CREATE TABLE IF NOT EXISTS batches (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT    NOT NULL UNIQUE,
+    source      TEXT    NOT NULL,
+    created_at  REAL    NOT NULL,
+    lines       INTEGER NOT NULL
+);
 """
 
 
@@ -85,6 +97,9 @@ class TaskRecord:
     state: str
     images: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    batch_id: int | None = None
+    batch_line: int | None = None
+    image_stem: str | None = None
 
     @property
     def saved_paths(self) -> list[str]:
@@ -126,6 +141,7 @@ class TaskRecord:
             "out_dir": self.out_dir,
             "images": self.images,
             "error": self.error,
+            "batch": {"id": self.batch_id, "line": self.batch_line} if self.batch_id else None,
         }
 
 
@@ -149,6 +165,9 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         state=row["state"],
         images=json.loads(row["images"] or "[]"),
         error=row["error"],
+        batch_id=row["batch_id"],
+        batch_line=row["batch_line"],
+        image_stem=row["image_stem"],
     )
 
 
@@ -165,10 +184,14 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 class Ledger:
-    """Reads and writes ledger rows; every write is its own committed transaction."""
+    """Reads and writes ledger rows; every write is its own committed transaction.
+
+    One Ledger may be shared by a batch's worker threads: a lock serialises them.
+    """
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
+        self._lock = threading.RLock()
 
     @classmethod
     @contextmanager
@@ -177,7 +200,9 @@ class Ledger:
         path = path or ledger_path()
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            connection = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the task ledger {path}: {exc}") from exc
         try:
@@ -202,24 +227,59 @@ class Ledger:
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         try:
-            with _transaction(self._db):
+            with self._lock, _transaction(self._db):
                 cursor = self._db.execute(sql, params)
                 return int(cursor.lastrowid or 0)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot write to the task ledger: {exc}") from exc
 
-    def add(self, request: GenerationRequest, *, out_dir: str | None, api_host: str) -> int:
+    def add(
+        self,
+        request: GenerationRequest,
+        *,
+        out_dir: str | None,
+        api_host: str,
+        batch_id: int | None = None,
+        batch_line: int | None = None,
+        image_stem: str | None = None,
+    ) -> int:
         """Record a submission about to be sent; returns its local id."""
         now = time.time()
         return self._write(
             "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt, style_id,"
             " style_name, aspect_ratio, quality, seed, enhance_prompt, price_ptc, api_host,"
-            " out_dir, state, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " out_dir, state, pid, batch_id, batch_line, image_stem)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (now, now, request.prompt, request.negative_prompt, request.style_id,
              request.style_name, request.aspect_ratio, request.quality, request.seed,
              int(request.enhance_prompt), str(request.price), api_host, out_dir, SUBMITTING,
-             os.getpid()),
+             os.getpid(), batch_id, batch_line, image_stem),
         )  # fmt: skip
+
+    def find_batch(self, key: str) -> int | None:
+        """The id of the batch with this content key, if it ran before."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM batches WHERE key = ?", (key,)).fetchone()
+        return int(row["id"]) if row is not None else None
+
+    def create_batch(self, key: str, *, source: str, lines: int) -> int:
+        """Record a batch; a concurrent run that created it first is reused."""
+        self._write(
+            "INSERT OR IGNORE INTO batches (key, source, created_at, lines) VALUES (?,?,?,?)",
+            (key, source, time.time(), lines),
+        )
+        found = self.find_batch(key)
+        assert found is not None
+        return found
+
+    def batch_tasks(self, batch_id: int) -> dict[int, TaskRecord]:
+        """The newest task of each line of a batch, by line number."""
+        self.settle_abandoned()
+        latest: dict[int, TaskRecord] = {}
+        for record in reversed(self._select("batch_id = ?", (batch_id,))):
+            if record.batch_line is not None:
+                latest[record.batch_line] = record
+        return latest
 
     def set_remote_id(self, local_id: int, remote_id: str) -> None:
         self._write(
@@ -254,7 +314,8 @@ class Ledger:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         try:
-            return [_record(row) for row in self._db.execute(sql, params)]
+            with self._lock:
+                return [_record(row) for row in self._db.execute(sql, params)]
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read the task ledger: {exc}") from exc
 
@@ -303,8 +364,10 @@ class Ledger:
 
     def settle_abandoned(self) -> None:
         """Mark rows left in `submitting` by a process that died as outcome_unknown."""
-        rows = self._db.execute("SELECT id, pid FROM tasks WHERE state = ?", (SUBMITTING,))
-        for row in rows.fetchall():
+        with self._lock:
+            rows = self._db.execute("SELECT id, pid FROM tasks WHERE state = ?", (SUBMITTING,))
+            stale = rows.fetchall()
+        for row in stale:
             if not _pid_alive(row["pid"]):
                 self.set_state(
                     row["id"],

@@ -15,9 +15,19 @@ def submit_recorded(
     *,
     out_dir: str | None,
     api_host: str,
+    batch_id: int | None = None,
+    batch_line: int | None = None,
+    image_stem: str | None = None,
 ) -> tuple[int, str]:
     """POST one request, keeping the ledger true whatever happens; returns (local id, task id)."""
-    local_id = ledger.add(request, out_dir=out_dir, api_host=api_host)
+    local_id = ledger.add(
+        request,
+        out_dir=out_dir,
+        api_host=api_host,
+        batch_id=batch_id,
+        batch_line=batch_line,
+        image_stem=image_stem,
+    )
     try:
         task_id = client.submit(request)
     except MaybeChargedError as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from soulcli.text import one_line
 
@@ -28,10 +29,27 @@ def warn(message: str) -> None:
     say(f"soul: warning: {message}")
 
 
+_STDOUT_LOCK = threading.Lock()
+
+
 def emit(line: str) -> None:
-    """Write one line of data to stdout, flushed so pipelines see it at once."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """Write one line of data to stdout, flushed so pipelines see it at once (thread-safe)."""
+    with _STDOUT_LOCK:
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reader_went_away()
+
+
+def reader_went_away() -> NoReturn:
+    """The reader closed the pipe (`soul styles | head`): stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+    except OSError:
+        pass
+    raise SystemExit(141)  # 128 + SIGPIPE, what a shell reports for a tool killed by SIGPIPE
 
 
 def emit_json(payload: Any) -> None:

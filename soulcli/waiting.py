@@ -13,10 +13,26 @@ from soulcli.models import TaskSnapshot
 DEFAULT_WAIT_TIMEOUT = 900.0  # seconds; images normally take under a minute
 
 
+# Poll at fixed offsets from the submit: every second for the first 4 s (short tasks
+# are caught at once), then every 2 s. A grid, not a sleep after each poll, so the
+# time each poll takes does not push later polls past the moment a task finishes.
+FAST_POLLS_UNTIL = 4.0
+SLOW_POLL_EVERY = 2.0
+
+
 def poll_interval(elapsed: float) -> float:
-    """Seconds until the next poll: brisk at first, then every 2 s (SOUL_POLL_SCALE scales it)."""
-    base = 1.0 if elapsed < 6.0 else 2.0
-    return base * env_float("SOUL_POLL_SCALE", 1.0, low=0.01, high=10.0)
+    """Seconds from `elapsed` to the next poll on the grid (SOUL_POLL_SCALE scales it)."""
+    import math
+
+    scale = env_float("SOUL_POLL_SCALE", 1.0, low=0.01, high=10.0)
+    at = elapsed / scale + 1e-6
+    if at < FAST_POLLS_UNTIL:
+        step = math.floor(at) + 1.0
+    else:
+        step = FAST_POLLS_UNTIL + SLOW_POLL_EVERY * (
+            math.floor((at - FAST_POLLS_UNTIL) / SLOW_POLL_EVERY) + 1
+        )
+    return step * scale - elapsed
 
 
 def wait_for_task(

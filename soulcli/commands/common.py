@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from soulcli.text import one_line
 
 if TYPE_CHECKING:
     from soulcli.client import ApiClient
-    from soulcli.downloads import MissingImage, SavedImage
+    from soulcli.downloads import ImageDownloader, MissingImage, SavedImage
     from soulcli.ledger import Ledger
     from soulcli.models import GenerationRequest, TaskSnapshot
 
@@ -107,6 +108,18 @@ class Tracked:
     request: GenerationRequest | None
 
 
+@dataclass
+class FollowOptions:
+    """How follow_task behaves; the defaults suit one task on a terminal."""
+
+    show_spinner: bool = True
+    on_update: Callable[[TaskSnapshot], None] | None = None
+    # A batch passes a sleep that raises KeyboardInterrupt when the batch is stopped.
+    sleep: Callable[[float], None] = time.sleep
+    stem: str | None = None  # image file stem instead of the task id
+    downloader: ImageDownloader | None = None  # shared by a batch's tasks
+
+
 def follow_task(
     client: ApiClient,
     task_id: str,
@@ -116,10 +129,12 @@ def follow_task(
     price: str,
     wait: bool = True,
     tracked: Tracked | None = None,
+    options: FollowOptions | None = None,
 ) -> Outcome:
     """Wait for (or look at) a task, save its images with sidecars, and update the ledger."""
-    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, TIMED_OUT
+    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, SUBMITTED, TIMED_OUT
 
+    options = options or FollowOptions()
     try:
         outcome = _wait_and_save(
             client,
@@ -129,6 +144,7 @@ def follow_task(
             price=price,
             wait=wait,
             request=tracked.request if tracked else None,
+            options=options,
         )
     except TaskStoppedError as exc:
         if tracked is not None and exc.exit_code == ExitCode.TIMEOUT:
@@ -141,16 +157,15 @@ def follow_task(
     if tracked is not None and outcome.snapshot.finished:
         nothing_to_save = outcome.snapshot.done_count == 0
         if out_dir is not None or nothing_to_save:
-            code = outcome.exit_code
             state = {
                 ExitCode.OK: COMPLETED,
                 ExitCode.PARTIAL: PARTIAL,
                 ExitCode.TASK_FAILED: FAILED,
-            }.get(code)
+            }.get(outcome.exit_code)
             if state is None:  # downloads failed: leave it resumable
                 tracked.ledger.set_results(
                     tracked.local_id,
-                    "submitted",
+                    SUBMITTED,
                     outcome.ledger_images(),
                     "some images could not be downloaded",
                 )
@@ -168,11 +183,17 @@ def _wait_and_save(
     price: str,
     wait: bool,
     request: GenerationRequest | None,
+    options: FollowOptions,
 ) -> Outcome:
     """Poll until finished (or once if not `wait`), then save completed images to `out_dir`."""
     from soulcli.waiting import wait_for_task
 
     line = ui.WaitLine(task_id, price)
+
+    def on_update(snapshot: TaskSnapshot) -> None:
+        line.update(snapshot)
+        if options.on_update is not None:
+            options.on_update(snapshot)
 
     def on_retry(reason: str) -> None:
         line.retrying = reason
@@ -181,10 +202,15 @@ def _wait_and_save(
 
     doing = "waiting for"
     try:
-        with ui.spinner(line if wait else None):
+        with ui.spinner(line if wait and options.show_spinner else None):
             if wait:
                 snapshot = wait_for_task(
-                    client, task_id, timeout=timeout, on_update=line.update, on_retry=on_retry
+                    client,
+                    task_id,
+                    timeout=timeout,
+                    on_update=on_update,
+                    on_retry=on_retry,
+                    sleep=options.sleep,
                 )
             else:
                 snapshot = client.fetch(task_id, deadline=time.monotonic() + min(timeout, 30.0))
@@ -192,7 +218,7 @@ def _wait_and_save(
             if out_dir is not None and snapshot.jobs:
                 doing = "downloading the images of"
                 line.downloading = True
-                outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir, request)
+                outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir, request, options)
     except KeyboardInterrupt:
         raise stopped(task_id, out_dir, terminated=False, doing=doing) from None
     except Terminated:
@@ -209,7 +235,11 @@ def _wait_and_save(
 
 
 def _save(
-    task_id: str, snapshot: TaskSnapshot, out_dir: Path, request: GenerationRequest | None
+    task_id: str,
+    snapshot: TaskSnapshot,
+    out_dir: Path,
+    request: GenerationRequest | None,
+    options: FollowOptions,
 ) -> tuple[list[SavedImage], list[MissingImage]]:
     from soulcli.downloads import ImageDownloader
     from soulcli.sidecar import write_sidecar
@@ -220,8 +250,12 @@ def _save(
         )
 
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
+    if options.downloader is not None:
+        return options.downloader.save_all(
+            task_id, jobs, out_dir, on_saved=with_sidecar, stem=options.stem
+        )
     with ImageDownloader() as downloader:
-        return downloader.save_all(task_id, jobs, out_dir, on_saved=with_sidecar)
+        return downloader.save_all(task_id, jobs, out_dir, on_saved=with_sidecar, stem=options.stem)
 
 
 def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None) -> ExitCode:

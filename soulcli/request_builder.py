@@ -1,0 +1,71 @@
+"""Turn user input (prompt, style name, ratio, quality alias, seed) into a checked request."""
+
+from __future__ import annotations
+
+from soulcli.errors import UsageError
+from soulcli.models import GenerationRequest
+
+MAX_PROMPT_CHARS = 10_000
+DEFAULT_RATIO = "1:1"
+DEFAULT_QUALITY = "720p"
+
+
+def check_prompt(prompt: str, where: str = "the prompt") -> str:
+    """Strip a prompt and refuse one that is empty, too long, or not clean text."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{where} is not valid UTF-8") from exc
+    text = prompt.strip()
+    if not text:
+        raise UsageError(f"{where} is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UsageError(f"{where} has {len(text)} characters; the limit is {MAX_PROMPT_CHARS}")
+    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in text):
+        raise UsageError(f"{where} contains control characters (such as NUL)")
+    return text
+
+
+def build_request(
+    prompt: str,
+    *,
+    style: str | None,
+    ar: str | None,
+    quality: str | None,
+    seed: int | None,
+    negative: str | None,
+    enhance: bool | None,
+) -> GenerationRequest:
+    """Resolve every option (style name, quality alias, random seed) into a GenerationRequest."""
+    import secrets
+
+    from soulcli.catalog import DEFAULT_STYLE, resolve_style
+    from soulcli.constants import ASPECT_RATIOS, SEED_MAX, SEED_MIN
+    from soulcli.models import normalize_quality
+
+    chosen_style = resolve_style(DEFAULT_STYLE if style is None else style)
+    ratio = (ar or DEFAULT_RATIO).strip()
+    if ratio not in ASPECT_RATIOS:
+        raise UsageError(
+            f"unknown aspect ratio {ratio!r}", hint="use one of " + ", ".join(ASPECT_RATIOS)
+        )
+    tier = normalize_quality(quality or DEFAULT_QUALITY)
+    if tier is None:
+        raise UsageError(f"unknown quality {quality!r}", hint="use 720p (basic) or 1080p (high)")
+    if seed is None:
+        seed = SEED_MIN + secrets.randbelow(SEED_MAX - SEED_MIN + 1)
+    elif not SEED_MIN <= seed <= SEED_MAX:
+        raise UsageError(f"seed {seed} is outside {SEED_MIN}..{SEED_MAX}")
+    negative_text = (
+        check_prompt(negative, "the negative prompt") if negative and negative.strip() else ""
+    )
+    return GenerationRequest(
+        prompt=prompt,
+        style_id=chosen_style.id,
+        style_name=chosen_style.name,
+        aspect_ratio=ratio,
+        quality=tier,
+        seed=seed,
+        negative_prompt=negative_text,
+        enhance_prompt=bool(enhance),
+    )

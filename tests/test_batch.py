@@ -1,0 +1,239 @@
+"""`soul batch` end to end: validation first, concurrency, resumption without duplicate POSTs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from soulcli.catalog import resolve_style
+from soulcli.fake302 import Fake302
+from tests.conftest import SOUL, run_soul, soul_env
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_plain_prompts_file_runs_every_line(fake: Fake302, tmp_path: Path, out_dir: Path) -> None:
+    prompts = write(tmp_path / "prompts.txt", "a dog\n\n# a comment\na cat\n  a bird  \n")
+    result = run_soul("batch", str(prompts), "-o", str(out_dir), "--style", "Tokyo", fake=fake)
+    assert result.code == 0, result.stderr
+    assert len(result.lines) == 12 and all(Path(p).is_file() for p in result.lines)
+    bodies = [json.loads(r.body) for r in fake.requests("POST")]
+    assert sorted(b["prompt"] for b in bodies) == ["a bird", "a cat", "a dog"]
+    assert {b["style_id"] for b in bodies} == {resolve_style("Tokyo").id}
+    assert "3 completed" in result.stderr and "0.3 PTC" in result.stderr
+
+
+def test_json_lines_take_per_line_options(fake: Fake302, tmp_path: Path, out_dir: Path) -> None:
+    lines = [
+        {
+            "prompt": "red car",
+            "style": "y2k",
+            "ar": "16:9",
+            "quality": "high",
+            "seed": 11,
+            "negative": "blur",
+            "enhance": True,
+            "name": "car",
+        },
+        {"prompt": "blue boat", "out": str(tmp_path / "boats"), "name": "boat"},
+    ]
+    batch = write(tmp_path / "b.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
+    result = run_soul("batch", str(batch), "-o", str(out_dir), "--seed", "5", "--json", fake=fake)
+    assert result.code == 0, result.stderr
+    records = [json.loads(line) for line in result.lines]
+    assert sorted(r["line"] for r in records) == [1, 2]
+    bodies = {json.loads(r.body)["prompt"]: json.loads(r.body) for r in fake.requests("POST")}
+    assert bodies["red car"] == {
+        "quality": "1080p",
+        "aspect_ratio": "16:9",
+        "prompt": "red car",
+        "enhance_prompt": True,
+        "seed": 11,
+        "style_id": resolve_style("Y2K").id,
+        "negative_prompt": "blur",
+    }
+    assert bodies["blue boat"]["seed"] == 5  # the command line gives the defaults
+    assert sorted(p.name for p in out_dir.glob("*.png")) == [f"car_{i}.png" for i in range(1, 5)]
+    assert sorted(p.name for p in (tmp_path / "boats").glob("*.png")) == [
+        f"boat_{i}.png" for i in range(1, 5)
+    ]
+
+
+def test_every_bad_line_is_reported_before_anything_is_sent(fake: Fake302, tmp_path: Path) -> None:
+    good = [json.dumps({"prompt": f"prompt {i}"}) for i in range(1, 57)]
+    text = "\n".join(
+        [
+            *good[:2],
+            '{"prompt": "x", "style": "nope-style"}',
+            *good[3:5],
+            '{"prompt": "y", "colour": "red"}',
+            *good[6:56],
+            '{"prompt": "broken",',
+        ]
+    )
+    batch = write(tmp_path / "b.jsonl", text + "\n")
+    result = run_soul("batch", str(batch), fake=fake)
+    assert result.code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("soul: error:")]
+    assert f"{batch}:3: unknown style 'nope-style'" in errors[0]
+    assert f"{batch}:6: unknown key 'colour'" in errors[1]
+    assert f"{batch}:57: not valid JSON" in errors[2]
+    assert "3 bad lines" in errors[3] and "nothing was sent" in errors[3]
+    assert fake.requests() == []
+
+
+def test_max_cost_refuses_a_batch_that_costs_more(fake: Fake302, tmp_path: Path) -> None:
+    batch = write(tmp_path / "p.txt", "a\nb\nc\n")
+    result = run_soul("batch", str(batch), "-q", "1080p", "--max-cost", "0.5", fake=fake)
+    assert result.code == 15
+    assert "0.6 PTC" in result.stderr and "--max-cost" in result.stderr
+    assert fake.requests() == []
+
+
+def test_confirm_above_applies_to_the_whole_batch(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    run_soul("config", "set", "confirm_above", "0.25", fake=fake)
+    batch = write(tmp_path / "p.txt", "a\nb\nc\n")
+    refused = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert refused.code == 15 and fake.requests() == []
+    accepted = run_soul("batch", str(batch), "-o", str(out_dir), "--yes", fake=fake)
+    assert accepted.code == 0 and fake.post_count() == 3
+
+
+def test_rerunning_the_same_file_sends_nothing_again(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    batch = write(tmp_path / "p.txt", "a dog\na cat\n")
+    first = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert first.code == 0
+    again = run_soul("batch", str(batch), "-o", str(out_dir), "--resume", fake=fake)
+    assert again.code == 0, again.stderr
+    assert sorted(again.lines) == sorted(first.lines)
+    assert fake.post_count() == 2
+    assert "2 already done" in again.stderr
+    other = run_soul("batch", str(batch), "-o", str(out_dir), "-q", "1080p", "--resume", fake=fake)
+    assert other.code == 2 and "no earlier run" in other.stderr
+
+
+def test_killed_batch_resumes_with_zero_duplicate_posts(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    fake.settings.run_seconds = 3.0
+    batch = write(tmp_path / "p.txt", "".join(f"prompt {i}\n" for i in range(6)))
+    proc = subprocess.Popen(
+        [str(SOUL), "batch", str(batch), "-o", str(out_dir), "-c", "3"],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while fake.poll_count() < 3:  # three tasks submitted, their ids recorded, being polled
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    sent_before = fake.post_count()
+    assert sent_before == 3
+    fake.settings.run_seconds = 0.3
+    resumed = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert resumed.code == 0, resumed.stderr
+    assert "3 to submit" in resumed.stderr and "3 to resume" in resumed.stderr
+    assert fake.post_count() == 6  # every line sent exactly once across both runs
+    assert len(resumed.lines) == 24
+    assert len({json.loads(r.body)["prompt"] for r in fake.requests("POST")}) == 6
+
+
+def test_interrupted_batch_exits_130_and_resumes(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    fake.settings.never_finish = True
+    batch = write(tmp_path / "p.txt", "one\ntwo\n")
+    proc = subprocess.Popen(
+        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while fake.poll_count() < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert b"run the same command again" in stderr and b"Traceback" not in stderr
+    fake.settings.never_finish = False
+    resumed = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert resumed.code == 0 and fake.post_count() == 2
+
+
+def test_a_refused_line_fails_the_batch_and_is_sent_again_next_time(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    batch = write(tmp_path / "p.txt", "fine\nrefused\n")
+    fake.state.submit_faults.append("422")
+    result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "1", fake=fake)
+    assert result.code == 16
+    assert "line 1 failed" in result.stderr
+    retry = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert retry.code == 0, retry.stderr
+    assert "1 to submit" in retry.stderr  # the refused line was never charged: send it
+    assert fake.post_count() == 3
+
+
+def test_rate_limits_slow_the_batch_instead_of_failing_it(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    fake.state.submit_faults.extend(["429"] * 4)
+    batch = write(tmp_path / "p.txt", "".join(f"p{i}\n" for i in range(5)))
+    result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "4", fake=fake)
+    assert result.code == 0, result.stderr
+    assert len(fake.state.tasks) == 5 and fake.post_count() == 9
+
+
+def test_tasks_run_concurrently(fake: Fake302, tmp_path: Path, out_dir: Path) -> None:
+    fake.settings.run_seconds = 1.5
+    batch = write(tmp_path / "p.txt", "".join(f"p{i}\n" for i in range(4)))
+    result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "4", fake=fake)
+    assert result.code == 0
+    posts = sorted(r.at for r in fake.requests("POST"))
+    assert posts[-1] - posts[0] < 1.0  # all four were in flight together, not one by one
+
+
+def test_plain_logs_when_stderr_is_not_a_terminal(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    batch = write(tmp_path / "p.txt", "a\nb\n")
+    result = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    events = [line for line in result.stderr.splitlines() if line.startswith("soul: line")]
+    assert sum("submitted task" in e for e in events) == 2
+    assert sum(e.endswith("completed") for e in events) == 2
+    assert "\r" not in result.stderr
+
+
+def test_killed_between_post_and_answer_is_never_resent(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    batch = write(tmp_path / "p.txt", "only line\n")
+    proc = subprocess.Popen(
+        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # The server has the request (and would charge it); soul dies before the answer.
+    fake.state.on_submit = lambda body: proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    fake.state.on_submit = None
+    assert fake.post_count() == 1
+    again = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    assert again.code == 16
+    assert "outcome_unknown" in again.stderr and "may have been charged" in again.stderr
+    assert fake.post_count() == 1

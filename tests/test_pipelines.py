@@ -1,0 +1,69 @@
+"""soul in real shell pipelines: stdout carries only data, so jq, head and < compose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from soulcli.fake302 import Fake302
+from tests.conftest import SENTINEL_KEY, SOUL, soul_env
+
+pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+
+
+def shell(script: str, fake: Fake302 | None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = soul_env(fake, PATH=f"{SOUL.parent}:/usr/bin:/bin")
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert SENTINEL_KEY not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_styles_json_through_jq_and_head(tmp_path: Path) -> None:
+    proc = shell("soul styles --json | jq -r '.[].name' | head -3", None, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["GENERAL", "iPhone", "Realistic"]
+
+
+def test_batch_from_stdin_streams_json_lines_to_jq(fake: Fake302, tmp_path: Path) -> None:
+    (tmp_path / "prompts.txt").write_text("a dog\na cat\n")
+    proc = shell(
+        "cat prompts.txt | soul batch - --json -o out | jq -r '.images[].path'", fake, tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    paths = proc.stdout.splitlines()
+    assert len(paths) == 8 and all(Path(p).is_file() for p in paths)
+
+
+def test_generate_reads_the_prompt_from_a_redirect(fake: Fake302, tmp_path: Path) -> None:
+    (tmp_path / "prompt.txt").write_text("a lighthouse in fog\n")
+    proc = shell("soul generate - -o out < prompt.txt | xargs -n1 basename", fake, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 4
+    assert json.loads(fake.requests("POST")[0].body)["prompt"] == "a lighthouse in fog"
+
+
+def test_json_output_of_generate_feeds_jq(fake: Fake302, tmp_path: Path) -> None:
+    proc = shell(
+        "soul generate 'a red kite' --json -o out | jq -r '.task_id, .cost_ptc'", fake, tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    task_id, cost = proc.stdout.split()
+    assert task_id.startswith("higgsfield_") and cost == "0.1"
+
+
+def test_styles_piped_to_head_exits_quietly(tmp_path: Path) -> None:
+    proc = shell('soul styles | head -1; echo "soul exited ${PIPESTATUS[0]}" >&2', None, tmp_path)
+    assert proc.stdout.startswith("NAME")
+    assert proc.stderr == "soul exited 141\n"  # like a tool killed by SIGPIPE, and silent
