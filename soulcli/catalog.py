@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -15,11 +14,24 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _CATALOG_FILE = Path(__file__).parent / "data" / "styles.json"
 
 
-@dataclass(frozen=True)
 class Style:
-    id: str
-    name: str
-    preview_url: str = ""
+    """One catalog entry (a plain class: no dataclasses import on the `soul styles` path)."""
+
+    __slots__ = ("id", "name", "preview_url")
+
+    def __init__(self, id: str, name: str, preview_url: str = "") -> None:
+        self.id = id
+        self.name = name
+        self.preview_url = preview_url
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Style) and (self.id, self.name) == (other.id, other.name)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"Style({self.id!r}, {self.name!r})"
 
 
 @cache

@@ -6,3 +6,5 @@ QUALITIES = ("720p", "1080p")
 # The provider's newer client code names the same tiers "basic" and "high".
 QUALITY_ALIASES = {"basic": "720p", "high": "1080p", "720": "720p", "1080": "1080p"}
 SEED_MIN, SEED_MAX = 1, 1_000_000
+# Price per request (4 images), in PTC, as the provider's page states it.
+PRICE_PTC_TEXT = {"720p": "0.1", "1080p": "0.2"}

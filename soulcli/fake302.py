@@ -93,8 +93,14 @@ class Recorded:
 class FakeTask:
     task_id: str
     body: dict[str, Any]
-    created: float
+    created: float  # monotonic, for the job timeline
     outcomes: list[str]
+    created_wall: float = field(default_factory=time.time)  # for benchmarks comparing mtimes
+
+    def finishes_at(self, settings: FakeSettings) -> float:
+        """Wall-clock time at which the last job turns terminal."""
+        stagger = settings.job_stagger * (len(self.outcomes) - 1)
+        return self.created_wall + settings.queue_seconds + settings.run_seconds + stagger
 
 
 class FakeState:
@@ -112,6 +118,7 @@ class FakeState:
         # what the client had already recorded at that moment).
         self.on_submit: Callable[[dict[str, Any]], None] | None = None
         self.image_base = ""
+        self.image_spans: list[tuple[float, float]] = []  # (start, end) of whole image bodies
 
     def record(self, item: Recorded) -> None:
         with self.lock:
@@ -148,6 +155,17 @@ def make_png(width: int, height: int, index: int = 1, pad_to: int | None = None)
 @lru_cache(maxsize=4)
 def _padding(size: int) -> bytes:
     return secrets.token_bytes(size)
+
+
+def image_bytes(task: FakeTask, index: int, variant: str, settings: FakeSettings) -> bytes:
+    """The PNG served for one job of a task: its real size (a quarter for `min`)."""
+    if settings.small_images:
+        width, height = 64, 64
+    else:
+        width, height = SIZES[task.body["aspect_ratio"]][QUALITY_NAMES[task.body["quality"]]]
+        if variant == "min":
+            width, height = max(1, width // 4), max(1, height // 4)
+    return make_png(width, height, index, settings.image_size)
 
 
 def _validate(body: object) -> str | None:
@@ -389,15 +407,7 @@ class _ImageHandler(_Handler):
             self._error(404, "no such image")
             return
         settings = self.state.settings
-        index = int(match.group(2))
-        if settings.small_images:
-            width, height = 64, 64
-        else:
-            ratio = task.body["aspect_ratio"]
-            width, height = SIZES[ratio][QUALITY_NAMES[task.body["quality"]]]
-            if match.group(3) == "min":
-                width, height = max(1, width // 4), max(1, height // 4)
-        data = make_png(width, height, index, settings.image_size)
+        data = image_bytes(task, int(match.group(2)), match.group(3), settings)
         fault = self.state.next_fault(self.state.image_faults)
         if fault == "html":
             self._send(200, b"<html><body>Access denied</body></html>", "text/html")
@@ -419,7 +429,10 @@ class _ImageHandler(_Handler):
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        started = time.time()
         self._write_throttled(data, settings.bandwidth)
+        with self.state.lock:
+            self.state.image_spans.append((started, time.time()))
 
     def _write_throttled(self, data: bytes, bandwidth: float | None) -> None:
         if not bandwidth:
@@ -497,6 +510,13 @@ class Fake302:
                 for r in self.state.requests
                 if r.server == server and (method is None or r.method == method)
             ]
+
+    def prepare_images(self, task_id: str) -> None:
+        """Build a task's images now, so a benchmark times only their transfer."""
+        with self.state.lock:
+            task = self.state.tasks[task_id]
+        for index in range(1, len(task.outcomes) + 1):
+            image_bytes(task, index, "raw", self.settings)
 
     def post_count(self) -> int:
         return len(self.requests("POST"))

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from soulcli.constants import IMAGES_PER_REQUEST, QUALITIES, QUALITY_ALIASES
+from soulcli.constants import IMAGES_PER_REQUEST, PRICE_PTC_TEXT, QUALITIES, QUALITY_ALIASES
 
-PRICE_PTC = {"720p": Decimal("0.1"), "1080p": Decimal("0.2")}
+PRICE_PTC = {quality: Decimal(text) for quality, text in PRICE_PTC_TEXT.items()}
 
 COMPLETED = "completed"
 JOB_FAILURES = frozenset({"failed", "nsfw", "canceled", "cancelled"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -54,6 +53,8 @@ def reader_went_away() -> NoReturn:
 
 def emit_json(payload: Any) -> None:
     """Write one JSON document to stdout on one line (JSON Lines friendly)."""
+    import json
+
     emit(json.dumps(payload, ensure_ascii=False))
 
 

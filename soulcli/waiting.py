@@ -43,10 +43,14 @@ def wait_for_task(
     on_update: Callable[[TaskSnapshot], None] | None = None,
     on_retry: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    just_submitted: bool = False,
 ) -> TaskSnapshot:
     """Return the task's first finished snapshot, or raise TaskStoppedError at the deadline."""
     started = time.monotonic()
     deadline = started + timeout
+    if just_submitted:
+        # A task created a moment ago is still queued: the first poll waits for the grid.
+        sleep(poll_interval(0.0))
     while True:
         try:
             snapshot = client.fetch(task_id, deadline=deadline, on_retry=on_retry)

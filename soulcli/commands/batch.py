@@ -443,6 +443,7 @@ class Runner:
             sleep=self._sleep,
             stem=line.name,
             downloader=downloader,
+            just_submitted=item.record is None,
         )
         return follow_task(
             self.client,

@@ -118,6 +118,7 @@ class FollowOptions:
     sleep: Callable[[float], None] = time.sleep
     stem: str | None = None  # image file stem instead of the task id
     downloader: ImageDownloader | None = None  # shared by a batch's tasks
+    just_submitted: bool = False  # skip the pointless poll at once after a submit
 
 
 def follow_task(
@@ -211,6 +212,7 @@ def _wait_and_save(
                     on_update=on_update,
                     on_retry=on_retry,
                     sleep=options.sleep,
+                    just_submitted=options.just_submitted,
                 )
             else:
                 snapshot = client.fetch(task_id, deadline=time.monotonic() + min(timeout, 30.0))

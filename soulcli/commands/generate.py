@@ -103,7 +103,14 @@ def generate(
             ui.emit(json.dumps(request.body(), ensure_ascii=False, indent=2))
         return
 
-    from soulcli.commands.common import Tracked, follow_task, open_client, report, request_json
+    from soulcli.commands.common import (
+        FollowOptions,
+        Tracked,
+        follow_task,
+        open_client,
+        report,
+        request_json,
+    )
     from soulcli.downloads import prepare_out_dir
     from soulcli.ledger import Ledger
     from soulcli.submit import submit_recorded
@@ -136,6 +143,7 @@ def generate(
             timeout=timeout or _default_timeout(),
             price=price,
             tracked=Tracked(ledger, local_id, request),
+            options=FollowOptions(just_submitted=True),
         )
     code = report(outcome, as_json=json_, extra=request_json(request))
     if code != ExitCode.OK:

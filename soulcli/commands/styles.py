@@ -44,13 +44,13 @@ def styles(
 
 
 def price_caption() -> str:
-    from soulcli.constants import IMAGES_PER_REQUEST
-    from soulcli.models import PRICE_PTC, format_ptc
+    """Prices per request and per image; plain arithmetic keeps Decimal out of start-up."""
+    from soulcli.constants import IMAGES_PER_REQUEST, PRICE_PTC_TEXT
 
     parts = [
-        f"{quality}: {format_ptc(price)} PTC per request of {IMAGES_PER_REQUEST} images "
-        f"({format_ptc(price / IMAGES_PER_REQUEST)} PTC per image)"
-        for quality, price in PRICE_PTC.items()
+        f"{quality}: {text} PTC per request of {IMAGES_PER_REQUEST} images "
+        f"({float(text) / IMAGES_PER_REQUEST:g} PTC per image)"
+        for quality, text in PRICE_PTC_TEXT.items()
     ]
     return "Price · " + " · ".join(parts)
 

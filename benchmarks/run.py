@@ -1,0 +1,358 @@
+"""soul's benchmarks, side by side in one run, against the project's fake 302.AI.
+
+    python benchmarks/run.py            # everything (about 5 minutes)
+    python benchmarks/run.py --quick    # fewer repetitions, smaller batch
+    python benchmarks/run.py --only startup,batch
+
+Each figure is a median over repeated runs and is printed with its target and PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from soulcli.fake302 import Fake302, FakeSettings
+
+KEY = "sk-bench-0000000000000000000000000000000000000000"
+BIN = Path(sys.executable).parent
+SOUL = str(BIN / "soul")
+BARE_APP = '''
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def hello(name: str) -> None:
+    """Say hello."""
+    print(f"hello {name}")
+
+
+@app.command()
+def bye() -> None:
+    """Say bye."""
+    print("bye")
+
+
+app()
+'''
+MB = 1024 * 1024
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str
+    passed: bool | None  # None: informational
+
+
+FIGURES: list[Figure] = []
+
+
+def record(name: str, value: str, target: str = "", passed: bool | None = None) -> None:
+    figure = Figure(name, value, target, passed)
+    FIGURES.append(figure)
+    verdict = "" if passed is None else ("PASS" if passed else "FAIL")
+    print(f"  {name:<58} {value:>16}  {target:<28} {verdict}", flush=True)
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="soul-bench-") as name:
+        yield Path(name)
+
+
+def soul_env(base: Path, fake: Fake302 | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUL_")}
+    env.update(SOUL_CONFIG_DIR=str(base / "config"), SOUL_DATA_DIR=str(base / "data"))
+    if fake is not None:
+        env.update(SOUL_BASE_URL=fake.base_url, SOUL_API_KEY=KEY)
+    return env
+
+
+def wall(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=False)
+    return time.perf_counter() - started
+
+
+def bench_startup(runs: int) -> None:
+    print(f"Startup (median of {runs} runs each, interleaved, stdout piped)")
+    with scratch() as base:
+        bare = base / "bare.py"
+        bare.write_text(BARE_APP)
+        env = soul_env(base)
+        commands: dict[str, list[str]] = {
+            "bare Typer app: hello NAME": [sys.executable, str(bare), "hello", "x"],
+            "bare Typer app: --help": [sys.executable, str(bare), "--help"],
+            "soul --help": [SOUL, "--help"],
+            "soul styles --search y2k": [SOUL, "styles", "--search", "y2k"],
+            "soul config path": [SOUL, "config", "path"],
+        }
+        httpie = shutil.which("http", path=str(BIN)) or shutil.which("http")
+        if httpie:
+            commands["httpie: http --help"] = [httpie, "--help"]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for cmd in commands.values():  # warm the page cache once
+            wall(cmd, env)
+        for _ in range(runs):
+            for name, cmd in commands.items():
+                times[name].append(wall(cmd, env))
+        med = {name: statistics.median(values) for name, values in times.items()}
+        for name, value in med.items():
+            record(name, f"{value * 1000:.0f} ms")
+        bare_cmd = med["bare Typer app: hello NAME"]
+        ratio = med["soul styles --search y2k"] / bare_cmd
+        record(
+            "soul styles --search y2k / bare app command",
+            f"{ratio:.2f}x",
+            "<= 1.20x",
+            ratio <= 1.20,
+        )
+        ratio_help = med["soul --help"] / bare_cmd
+        record("soul --help / bare app command", f"{ratio_help:.2f}x", "(informational)")
+        if httpie:
+            ratio_http = med["soul styles --search y2k"] / med["httpie: http --help"]
+            record(
+                "soul styles --search y2k / http --help",
+                f"{ratio_http:.2f}x",
+                "< 0.50x",
+                ratio_http < 0.5,
+            )
+        else:
+            record(
+                "soul styles --search y2k / http --help",
+                "httpie missing",
+                "pip install '.[bench]'",
+                False,
+            )
+        probe = (
+            "import sys\nfrom soulcli.cli import main\n"
+            "for args in (['--help'], ['styles', '--search', 'y2k']):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            "print('httpx' in sys.modules)"
+        )
+        out = (
+            subprocess.run(
+                [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+            )
+            .stdout.strip()
+            .splitlines()
+        )
+        imported = out[-1] if out else "?"
+        record("httpx imported by --help or styles", imported, "False", imported == "False")
+
+
+def bench_waiting(repeats: int, durations: tuple[float, ...]) -> None:
+    print(f"Waiting overhead (median of {repeats} runs per T)")
+    for total in durations:
+        queue = min(1.0, total / 3)
+        settings = FakeSettings(api_key=KEY, queue_seconds=queue, run_seconds=total - queue)
+        delays: list[float] = []
+        polls: list[int] = []
+        with Fake302(settings) as fake, scratch() as base:
+            env = soul_env(base, fake)
+            for run in range(repeats):
+                out = base / f"out{run}"
+                before = set(fake.state.tasks)
+                subprocess.run(
+                    [SOUL, "generate", "benchmark", "-o", str(out)],
+                    env=env,
+                    capture_output=True,
+                    check=True,
+                )
+                (task_id,) = set(fake.state.tasks) - before
+                done_at = fake.state.tasks[task_id].finishes_at(settings)
+                last_image = max(p.stat().st_mtime for p in out.glob("*.png"))
+                delays.append(last_image - done_at)
+                polls.append(sum(task_id in r.path for r in fake.requests("GET")))
+        delay = statistics.median(delays)
+        count = statistics.median(polls)
+        record(
+            f"T={total:g}s: completion -> 4 images on disk",
+            f"{delay:.2f} s",
+            "<= 1.00 s",
+            delay <= 1.0,
+        )
+        limit = total / 2 + 3
+        record(f"T={total:g}s: poll requests", f"{count:g}", f"<= {limit:g}", count <= limit)
+
+
+def _max_rss_kb(cmd: list[str], env: dict[str, str]) -> int:
+    """Peak resident memory of a command, read by a wrapper process from its rusage."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL, check=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], env=env, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def _submit(fake: Fake302, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [SOUL, "generate", "benchmark", "--no-wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def bench_downloads(repeats: int) -> None:
+    print(f"Downloads (median of {repeats} runs; 4 images in parallel vs 1 image alone)")
+    import httpx
+
+    for size, bandwidth in ((1 * MB, 1 * MB), (20 * MB, 8 * MB)):
+        settings = FakeSettings(
+            api_key=KEY, queue_seconds=0, run_seconds=0, image_size=size, bandwidth=bandwidth
+        )
+        with Fake302(settings) as fake, scratch() as base:
+            env = soul_env(base, fake)
+            task_id = _submit(fake, env)
+            fake.prepare_images(task_id)
+            url = f"{fake.image_base}/images/{task_id}/1/raw.png"
+            singles, spans, rss = [], [], []
+            for run in range(repeats):
+                started = time.perf_counter()
+                with httpx.stream("GET", url) as response:
+                    for _ in response.iter_bytes():
+                        pass
+                singles.append(time.perf_counter() - started)
+                out = base / f"out{run}"
+                fetch_started = time.time()  # the single download's span may land late
+                rss.append(_max_rss_kb([SOUL, "fetch", task_id, "-o", str(out)], env))
+                ours = [span for span in fake.state.image_spans if span[0] >= fetch_started]
+                starts, ends = zip(*ours, strict=True)
+                spans.append(max(ends) - min(starts))
+            label = f"{size // MB} MB x4 at {bandwidth // MB} MB/s each"
+            single, span = statistics.median(singles), statistics.median(spans)
+            record(f"{label}: one image alone", f"{single:.2f} s")
+            record(f"{label}: all four (soul fetch -o)", f"{span:.2f} s")
+            record(
+                f"{label}: four / one", f"{span / single:.2f}x", "<= 1.30x", span / single <= 1.3
+            )
+            if size == 20 * MB:
+                tiny = FakeSettings(api_key=KEY, queue_seconds=0, run_seconds=0, small_images=True)
+                with Fake302(tiny) as small_fake, scratch() as small_base:
+                    small_env = soul_env(small_base, small_fake)
+                    small_task = _submit(small_fake, small_env)
+                    baseline = statistics.median(
+                        _max_rss_kb(
+                            [SOUL, "fetch", small_task, "-o", str(small_base / f"o{i}")], small_env
+                        )
+                        for i in range(repeats)
+                    )
+                growth = (statistics.median(rss) - baseline) / 1024
+                record(
+                    "20 MB x4: peak memory growth over 4 tiny images",
+                    f"{growth:.1f} MB",
+                    "< 30 MB",
+                    growth < 30,
+                )
+
+
+def bench_batch(prompts: int, latency: float, concurrency: int) -> None:
+    print(f"Batch throughput ({prompts} prompts, fake latency {latency:g} s)")
+    settings = FakeSettings(api_key=KEY, queue_seconds=0, run_seconds=latency)
+    walls: dict[int, float] = {}
+    with Fake302(settings) as fake, scratch() as base:
+        env = soul_env(base, fake)
+        for level in (concurrency, 1):
+            batch = base / f"prompts-{level}.txt"
+            batch.write_text("".join(f"benchmark prompt {i} at {level}\n" for i in range(prompts)))
+            started = time.perf_counter()
+            subprocess.run(
+                [SOUL, "batch", str(batch), "-o", str(base / f"out{level}"), "-c", str(level)],
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            walls[level] = time.perf_counter() - started
+    ideal = prompts / concurrency * latency
+    record(
+        f"--concurrency {concurrency}: wall time",
+        f"{walls[concurrency]:.1f} s",
+        f"ideal {ideal:g} s",
+    )
+    record(
+        f"--concurrency {concurrency} / ideal",
+        f"{walls[concurrency] / ideal:.2f}x",
+        "<= 1.25x",
+        walls[concurrency] / ideal <= 1.25,
+    )
+    record("--concurrency 1: wall time", f"{walls[1]:.1f} s", f"ideal {prompts * latency:g} s")
+    record(
+        f"speed-up of --concurrency {concurrency} over 1", f"{walls[1] / walls[concurrency]:.1f}x"
+    )
+
+
+def describe_machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, typer {version('typer')}, "
+        f"click {version('click')}, rich {version('rich')}, httpx {version('httpx')}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run soul's benchmarks side by side.")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller batch")
+    parser.add_argument(
+        "--only", default="startup,waiting,downloads,batch", help="comma-separated subset"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    chosen = set(args.only.split(","))
+    print(describe_machine())
+    benches: dict[str, Callable[[], None]] = {
+        "startup": lambda: bench_startup(7 if args.quick else 30),
+        "waiting": lambda: bench_waiting(
+            1 if args.quick else 5, (3.0,) if args.quick else (3.0, 20.0)
+        ),
+        "downloads": lambda: bench_downloads(1 if args.quick else 3),
+        "batch": lambda: bench_batch(16 if args.quick else 64, 2.0, 8),
+    }
+    for name, bench in benches.items():
+        if name in chosen:
+            bench()
+    if args.json:
+        args.json.write_text(json.dumps([f.__dict__ for f in FIGURES], indent=2))
+    failed = [f.name for f in FIGURES if f.passed is False]
+    print(
+        f"{len(FIGURES)} figures, {len(failed)} below target"
+        + (": " + "; ".join(failed) if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
