@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ from soulcli.client import USER_AGENT, backoff_delay
 from soulcli.config import is_loopback
 from soulcli.errors import DownloadError
 from soulcli.models import Job
+from soulcli.process import pid_alive
 from soulcli.text import one_line
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # the largest Soul image is a few MB; more is not an image
@@ -64,6 +66,8 @@ def image_name(stem: str, index: int, extension: str) -> str:
 
 def check_image_url(url: str) -> None:
     """Refuse anything but https (plain http only for loopback hosts)."""
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise BadImage(f"not a usable URL (spaces or control characters): {one_line(url, 80)}")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -162,15 +166,20 @@ class ImageDownloader:
                 missing.append(MissingImage(job.index, "no image", "the job has no image URL"))
             else:
                 wanted.append(job)
+        for job in wanted:
+            remove_stale_parts(out_dir, stem or task_id, job.index)
         cancel = threading.Event()
         lock = threading.Lock()
 
         def one(job: Job) -> None:
             try:
                 image = self._save_job(stem or task_id, job, out_dir, cancel)
-            except BadImage as exc:
+            except Cancelled:
+                raise
+            except Exception as exc:  # one image's trouble must not lose the others
+                reason = str(exc) if isinstance(exc, BadImage) else f"{type(exc).__name__}: {exc}"
                 with lock:
-                    missing.append(MissingImage(job.index, "download failed", str(exc)))
+                    missing.append(MissingImage(job.index, "download failed", one_line(reason)))
                 return
             with lock:
                 saved.append(image)
@@ -217,7 +226,11 @@ class ImageDownloader:
         self, stem: str, index: int, url: str, out_dir: Path, cancel: threading.Event
     ) -> tuple[Path, str | None]:
         check_image_url(url)
-        part = out_dir / f".{safe_stem(stem)}_{index}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        # The pid in the name lets a later run remove what a killed one left behind.
+        part = (
+            out_dir
+            / f"{_part_prefix(stem, index)}{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        )
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
@@ -266,6 +279,8 @@ class ImageDownloader:
                         raise BadImage(f"cannot write the image: {exc.strerror}") from exc
         except httpx.TooManyRedirects as exc:
             raise BadImage("too many redirects") from exc
+        except httpx.InvalidURL as exc:
+            raise BadImage(f"not a usable URL: {one_line(url, 80)}") from exc
         except httpx.HTTPError as exc:
             raise _Transient(f"download failed ({type(exc).__name__})") from exc
         if expected is not None and size != expected:
@@ -285,6 +300,19 @@ def _content_length(response: httpx.Response) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _part_prefix(stem: str, index: int) -> str:
+    return f".{safe_stem(stem)}_{index}."
+
+
+def remove_stale_parts(out_dir: Path, stem: str, index: int) -> None:
+    """Delete temp files of this image left by a soul process that no longer runs (kill -9)."""
+    prefix = _part_prefix(stem, index)
+    for part in out_dir.glob(f"{glob.escape(prefix)}*{PART_SUFFIX}"):
+        pid_text = part.name[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
+            part.unlink(missing_ok=True)
 
 
 def prepare_out_dir(out_dir: Path) -> Path:

@@ -53,8 +53,20 @@ SUBMIT_FAULTS = (
     "403",
     "422",
 )
-POLL_FAULTS = ("429", "500", "502", "503", "html", "truncated", "404", "drop")
-IMAGE_FAULTS = ("truncate", "cut", "html", "500", "404")
+POLL_FAULTS = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "html",
+    "truncated",
+    "404",
+    "drop",
+    "shrink",
+    "unknown_status",
+    "regress",
+)
+IMAGE_FAULTS = ("truncate", "cut", "html", "500", "404", "redirect", "redirect_http")
 
 
 @dataclass
@@ -75,6 +87,9 @@ class FakeSettings:
     bandwidth: float | None = None  # bytes per second per image response (benchmarks)
     small_images: bool = False  # 64x64 images instead of the real sizes (faster tests)
     fault_message: str | None = None  # the error message sent with injected error statuses
+    submit_body: bytes | None = None  # if set, every valid submit is answered 200 with this
+    poll_body: bytes | None = None  # if set, every poll is answered 200 with this
+    image_url_base: str | None = None  # if set, result URLs point here instead of the image host
 
 
 @dataclass(frozen=True)
@@ -229,7 +244,8 @@ def task_view(state: FakeState, task: FakeTask, now: float) -> dict[str, Any]:
 def _job(task: FakeTask, index: int, status: str, state: FakeState) -> dict[str, Any]:
     results = None
     if status == "completed":
-        base = f"{state.image_base}/images/{task.task_id}/{index}"
+        host = state.settings.image_url_base or state.image_base
+        base = f"{host}/images/{task.task_id}/{index}"
         results = {
             "min": {"type": "image/png", "url": f"{base}/min.png"},
             "raw": {"type": "image/png", "url": f"{base}/raw.png"},
@@ -354,6 +370,9 @@ class _ApiHandler(_Handler):
         if fault == "no_id":
             self._json(200, {"status": "queued", "result": None})
             return
+        if self.state.settings.submit_body is not None:
+            self._send(200, self.state.settings.submit_body)
+            return
         if fault is not None and self._common_fault(fault):
             return
         shape = self.state.settings.response_shape
@@ -382,6 +401,9 @@ class _ApiHandler(_Handler):
         if not self._authorized():
             return
         fault = self.state.next_fault(self.state.poll_faults)
+        if self.state.settings.poll_body is not None:
+            self._send(200, self.state.settings.poll_body)
+            return
         if fault == "truncated":
             self._send(200, b'{"id": "x", "status": "in_prog')
             return
@@ -392,7 +414,18 @@ class _ApiHandler(_Handler):
         if task is None:
             self._error(404, "task not found")
             return
-        self._json(200, task_view(self.state, task, time.monotonic()))
+        view = task_view(self.state, task, time.monotonic())
+        if fault == "shrink":  # a job list that is shorter than before
+            view = {**view, "status": "in_progress", "jobs": view["jobs"][:2]}
+        elif fault == "unknown_status":
+            view = {**view, "jobs": [{**job, "status": "rendering"} for job in view["jobs"]]}
+        elif fault == "regress":  # a task that looked done says it is running again
+            view = {
+                **view,
+                "status": "in_progress",
+                "jobs": [{**job, "status": "in_progress", "results": None} for job in view["jobs"]],
+            }
+        self._json(200, view)
 
 
 class _ImageHandler(_Handler):
@@ -414,6 +447,19 @@ class _ImageHandler(_Handler):
             return
         if fault in ("500", "404"):
             self._error(int(fault), "injected image fault")
+            return
+        if fault in ("redirect", "redirect_http"):
+            # To the same image server under another host name, or to a plain-http host.
+            port = self.connection.getsockname()[1]
+            where = (
+                f"http://localhost:{port}{self.path}"
+                if fault == "redirect"
+                else f"http://images.example.invalid{self.path}"
+            )
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if fault in ("truncate", "cut"):
             self.send_response(200)

@@ -23,6 +23,7 @@ from typing import Any
 from soulcli.errors import ConfigError
 from soulcli.models import GenerationRequest
 from soulcli.paths import ledger_path
+from soulcli.process import pid_alive
 
 SCHEMA_VERSION = 1
 
@@ -169,18 +170,6 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         batch_line=row["batch_line"],
         image_stem=row["image_stem"],
     )
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Ledger:
@@ -368,7 +357,7 @@ class Ledger:
             rows = self._db.execute("SELECT id, pid FROM tasks WHERE state = ?", (SUBMITTING,))
             stale = rows.fetchall()
         for row in stale:
-            if not _pid_alive(row["pid"]):
+            if not pid_alive(row["pid"]):
                 self.set_state(
                     row["id"],
                     OUTCOME_UNKNOWN,

@@ -8,8 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from soulcli.fake302 import Fake302
 from tests.conftest import SOUL, run_soul, soul_env
 
@@ -20,39 +18,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("fault", ["drop", "500", "503", "html", "no_id"])
-def test_submit_that_may_have_reached_the_server_is_never_resent(
-    fake: Fake302, out_dir: Path, fault: str
-) -> None:
-    fake.state.submit_faults.append(fault)
-    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
-    assert result.code == 10
-    assert fake.post_count() == 1
-    assert "may have been charged" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 2  # the submitting line and the error
-    assert result.stdout == ""
-
-
-def test_read_timeout_after_sending_is_not_resent(fake: Fake302, out_dir: Path) -> None:
-    fake.settings.hang_seconds = 3
-    fake.state.submit_faults.append("hang")
-    env = soul_env(fake, SOUL_HTTP_TIMEOUT="0.5")
-    result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
-    assert result.code == 10
-    assert "may have been charged" in result.stderr
-    time.sleep(0.1)
-    assert fake.post_count() == 1
-
-
-def test_429_is_retried_and_charges_once(fake: Fake302, out_dir: Path) -> None:
-    fake.state.submit_faults.extend(["429", "429"])
-    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
-    assert result.code == 0, result.stderr
-    assert fake.post_count() == 3
-    assert len(fake.state.tasks) == 1
-    assert len(result.lines) == 4
-
-
 def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -> None:
     env = soul_env(
         None, SOUL_BASE_URL=f"http://127.0.0.1:{free_port()}", SOUL_API_KEY="sk-test-refused-0000"
@@ -61,40 +26,6 @@ def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -
     assert result.code == 8
     assert "nothing was sent" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("faults", [["500", "502", "503"], ["429", "html", "truncated", "drop"]])
-def test_poll_failures_are_retried_until_the_task_finishes(
-    fake: Fake302, out_dir: Path, faults: list[str]
-) -> None:
-    fake.state.poll_faults.extend(faults)
-    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
-    assert result.code == 0, result.stderr
-    assert len(result.lines) == 4
-    assert fake.poll_count() > len(faults)
-    assert fake.post_count() == 1
-
-
-@pytest.mark.parametrize(
-    ("fault", "code", "words"),
-    [
-        ("401", 4, "API key was refused"),
-        ("402", 5, "cannot pay"),
-        ("403", 5, "cannot pay"),
-        ("422", 6, "rejected"),
-    ],
-)
-def test_refusals_are_one_line_with_their_exit_code(
-    fake: Fake302, out_dir: Path, fault: str, code: int, words: str
-) -> None:
-    fake.settings.fault_message = "Insufficient \x1b[31mbalance\x1b[0m\x07 here"
-    fake.state.submit_faults.append(fault)
-    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
-    assert result.code == code
-    error_lines = [line for line in result.stderr.splitlines() if "error" in line]
-    assert len(error_lines) == 1 and words in error_lines[0]
-    assert "Insufficient balance here" in error_lines[0]  # escape sequences and BEL removed
-    assert fake.post_count() == 1
 
 
 def test_wrong_key_is_refused_with_a_hint(fake: Fake302, out_dir: Path) -> None:

@@ -247,9 +247,16 @@ def _save(
     from soulcli.sidecar import write_sidecar
 
     def with_sidecar(image: SavedImage) -> None:
-        write_sidecar(
-            image.path, task_id=task_id, index=image.index, source_url=image.url, request=request
-        )
+        try:
+            write_sidecar(
+                image.path,
+                task_id=task_id,
+                index=image.index,
+                source_url=image.url,
+                request=request,
+            )
+        except OSError as exc:  # the image itself is whole; only its metadata is missing
+            ui.warn(f"could not write the metadata file for {image.path.name}: {exc.strerror}")
 
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
     if options.downloader is not None:
