@@ -1,4 +1,4 @@
-"""Property-based checks (hypothesis): no input, answer or name makes soul crash, re-POST or escape."""
+"""Property tests (hypothesis): no input, answer or name makes soul crash, re-POST or escape."""
 
 from __future__ import annotations
 
