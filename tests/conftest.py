@@ -19,6 +19,16 @@ SOUL = Path(sys.executable).with_name("soul")
 
 
 @pytest.fixture(autouse=True)
+def key_stays_home(tmp_path: Path) -> Iterator[None]:
+    """After every test: the sentinel key is in no file but the config file itself."""
+    yield
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.name != "config.toml":
+            with path.open("rb") as handle:
+                assert SENTINEL_KEY.encode() not in handle.read(), f"the key leaked into {path}"
+
+
+@pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point every path soul uses at a fresh temp dir and clear the user's soul settings."""
     for name in (
@@ -45,6 +55,8 @@ def fake() -> Iterator[Fake302]:
     )
     with Fake302(settings) as server:
         yield server
+        for request in server.requests(server="images"):
+            assert "authorization" not in request.headers, "the image host saw a credential"
 
 
 @dataclass
