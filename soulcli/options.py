@@ -13,10 +13,17 @@ from soulcli.constants import ASPECT_RATIOS, QUALITIES, QUALITY_ALIASES, SEED_MA
 
 def complete_style(incomplete: str) -> list[str]:
     """Shell completion for --style: catalog names starting with what was typed."""
+    import os
+
     from soulcli.catalog import load_styles
 
-    typed = incomplete.lower()
-    return [s.name for s in load_styles() if s.name.lower().startswith(typed)]
+    typed = incomplete.replace("\\ ", " ").lower()
+    names = [s.name for s in load_styles() if s.name.lower().startswith(typed)]
+    if os.environ.get("_SOUL_COMPLETE") == "complete_bash":
+        # bash inserts a candidate as typed: escape spaces so it stays one word
+        # (zsh and fish quote candidates themselves).
+        names = [name.replace(" ", "\\ ") for name in names]
+    return names
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of text.")]

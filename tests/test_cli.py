@@ -107,7 +107,7 @@ def test_completion_offers_styles_and_ratios() -> None:
 
     assert "generate" in complete("gen")
     assert set(complete("generate --ar ")) >= {"16:9", "9:16", "1:1"}
-    assert complete("generate --style Tok") == ["Tokyo streetstyle"]
+    assert complete("generate --style Tok") == ["Tokyo\\ streetstyle"]  # one bash word
 
 
 def test_every_listed_command_loads() -> None:

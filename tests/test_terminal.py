@@ -1,0 +1,199 @@
+"""As a person sees it: the spinner in a real terminal (tmux), and completion in bash, zsh, fish."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from soulcli.fake302 import Fake302
+from tests.conftest import SENTINEL_KEY, SOUL
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """A tmux pane of a given size on a private tmux server."""
+
+    def __init__(self, command: list[str], *, width: int, env: dict[str, str]) -> None:
+        self.socket = f"soul-test-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", "30", *command)
+
+    def _tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout
+
+    def type(self, keys: str, *, enter: bool = False) -> None:
+        self._tmux("send-keys", "-t", "t", "-l", keys)
+        if enter:
+            self._tmux("send-keys", "-t", "t", "Enter")
+
+    def tab(self) -> None:
+        self._tmux("send-keys", "-t", "t", "Tab")
+
+    def screen(self, *, escapes: bool = False) -> str:
+        return self._tmux("capture-pane", "-p", "-J", "-t", "t", *(["-e"] if escapes else []))
+
+    def wait_for(
+        self,
+        condition: Callable[[str], bool],
+        what: str,
+        *,
+        escapes: bool = False,
+        timeout: float = 20,
+    ) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen(escapes=escapes)
+            if condition(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} never appeared; the screen was:\n{text}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._tmux("kill-server")
+
+
+def terminal_env(fake: Fake302 | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOUL_", "TMUX"))}
+    env.update(
+        PATH=f"{SOUL.parent}:/usr/bin:/bin",
+        TERM="xterm-256color",
+        HOME=env.get("HOME", "/root"),
+        SOUL_CONFIG_DIR=os.environ["SOUL_CONFIG_DIR"],
+        SOUL_DATA_DIR=os.environ["SOUL_DATA_DIR"],
+    )
+    if fake is not None:
+        env.update(SOUL_BASE_URL=fake.base_url, SOUL_API_KEY=fake.settings.api_key)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def slow_fake(fake: Fake302) -> Fake302:
+    fake.settings.queue_seconds = 2.0
+    fake.settings.run_seconds = 2.0
+    return fake
+
+
+@pytest.fixture
+def shell_in_tmux() -> Iterator[Callable[..., Terminal]]:
+    opened: list[Terminal] = []
+
+    def open_terminal(command: list[str], *, width: int = 100, **env: str) -> Terminal:
+        terminal = Terminal(command, width=width, env=terminal_env(**env))
+        opened.append(terminal)
+        return terminal
+
+    yield open_terminal
+    for terminal in opened:
+        terminal.close()
+
+
+SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7]|38;)[0-9;]*m")
+
+
+@pytest.mark.parametrize(
+    ("width", "no_color"),
+    [(100, False), (40, False), (100, True)],
+    ids=["wide", "narrow-40", "NO_COLOR"],
+)
+def test_spinner_shows_state_time_price_and_task_then_clears(
+    slow_fake: Fake302, tmp_path: Path, width: int, no_color: bool
+) -> None:
+    out = tmp_path / "pics"
+    env = terminal_env(slow_fake, **({"NO_COLOR": "1"} if no_color else {}))
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=width, env=env)
+    try:
+        terminal.type(f"soul generate 'a dog' -o {out}; echo EXIT=$?", enter=True)
+        queued = terminal.wait_for(
+            lambda s: "queued, 0 of 4 done" in s, "the queued spinner", escapes=True
+        )
+        task_id = next(iter(slow_fake.state.tasks))
+        if width >= 100:
+            assert f"task {task_id}" in queued and "0.1 PTC" in queued
+        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", queued), "no spinner frame"
+        if no_color:
+            assert not SGR_COLOUR.search(queued), "colour despite NO_COLOR"
+        else:
+            assert SGR_COLOUR.search(queued), "the spinner should be coloured"
+        terminal.wait_for(lambda s: "in progress" in s, "the in-progress spinner")
+        final = terminal.wait_for(lambda s: "EXIT=0" in s, "the end of the run")
+        assert "queued" not in final and "in progress" not in final  # the spinner is gone
+        assert all(f"{task_id}_{i}.png" in final for i in range(1, 5))
+        assert SENTINEL_KEY not in final
+        for line in final.splitlines():
+            assert "\x1b" not in line
+    finally:
+        terminal.close()
+
+
+def test_ctrl_c_in_a_terminal_prints_how_to_resume(slow_fake: Fake302, tmp_path: Path) -> None:
+    slow_fake.settings.never_finish = True
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=120, env=terminal_env(slow_fake))
+    try:
+        terminal.type(f"soul generate 'a dog' -o {tmp_path}; echo EXIT=$?", enter=True)
+        terminal.wait_for(lambda s: "queued" in s, "the spinner")
+        terminal._tmux("send-keys", "-t", "t", "C-c")
+        screen = terminal.wait_for(
+            lambda s: re.search(r"EXIT=\d", s) is not None, "the end of the run"
+        )
+        assert "EXIT=130" in screen and "soul fetch" in screen and "Traceback" not in screen
+    finally:
+        terminal.close()
+
+
+SHELLS = {
+    "bash": (["bash", "--norc", "--noprofile"], "source {script}"),
+    "zsh": (["zsh", "-f"], "autoload -U compinit && compinit -u && source {script}"),
+    "fish": (["fish", "--no-config"], "source {script}"),
+}
+
+
+@pytest.mark.parametrize("shell", list(SHELLS))
+def test_completion_in_a_real_shell(shell: str, shell_in_tmux: Callable[..., Terminal]) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    command, setup = SHELLS[shell]
+    script = ROOT / "completions" / f"soul.{shell}"
+    terminal = shell_in_tmux(command, width=160)
+    terminal.type(setup.format(script=script) + "; echo READY", enter=True)
+    terminal.wait_for(lambda s: "READY" in s.replace("echo READY", ""), f"{shell} to start")
+
+    terminal.type("soul gen")
+    terminal.tab()
+    terminal.wait_for(lambda s: "soul generate" in s, f"{shell} completing 'soul gen'")
+    terminal._tmux("send-keys", "-t", "t", "C-u" if shell != "fish" else "C-c")
+
+    terminal.type("soul generate --ar ")
+    terminal.tab()
+    if shell == "bash":
+        terminal.tab()  # bash lists the candidates on the second Tab
+    terminal.wait_for(lambda s: "16:9" in s and "9:16" in s, f"{shell} listing ratios")
+    terminal._tmux("send-keys", "-t", "t", "C-c")
+
+    terminal.type("soul generate --style Tok")
+    terminal.tab()
+    # Every shell shows the space escaped: the name stays one shell word.
+    expected = "Tokyo\\ streetstyle"
+    screen = terminal.wait_for(lambda s: expected in s, f"{shell} completing a style")
+    terminal.type(" 'a dog' --dry-run --json", enter=True)
+    terminal.wait_for(lambda s: '"cost_ptc"' in s, f"{shell} running the completed line")
+    assert "unknown style" not in terminal.screen() and "error" not in screen
