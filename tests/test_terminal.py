@@ -98,7 +98,7 @@ def shell_in_tmux() -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
     def open_terminal(command: list[str], *, width: int = 100, **env: str) -> Terminal:
-        terminal = Terminal(command, width=width, env=terminal_env(**env))
+        terminal = Terminal(command, width=width, env=terminal_env(None, **env))
         opened.append(terminal)
         return terminal
 
