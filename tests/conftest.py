@@ -143,3 +143,12 @@ def invoke(
         )
     assert_clean_output(result)
     return result
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for connection-refused cases)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from soulcli.fake302 import Fake302, FakeSettings
-from tests.conftest import SENTINEL_KEY, SOUL, run_soul, soul_env
+from tests.conftest import SENTINEL_KEY, SOUL, free_port, run_soul, soul_env
 
 
 def ledger_states(isolated_dirs: Path) -> list[str]:
@@ -91,12 +91,6 @@ def test_submit_fault(
         if fault in ("401", "402", "403", "422"):
             assert "Server says no way" in errors[0]  # escape sequences removed
     assert leftovers(out_dir) == []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_connection_refused_is_retried_and_makes_one_task(

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from soulcli.fake302 import Fake302
-from tests.conftest import SOUL, run_soul, soul_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import SOUL, free_port, run_soul, soul_env
 
 
 def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -> None:
@@ -80,8 +75,9 @@ def test_image_that_never_arrives_whole_fails_cleanly(fake: Fake302, out_dir: Pa
     assert "soul fetch" in result.stderr
 
 
-def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(
-    fake: Fake302, out_dir: Path
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_waiting_prints_the_task_id_and_resume_command(
+    fake: Fake302, out_dir: Path, how: int, code: int
 ) -> None:
     fake.settings.never_finish = True
     proc = subprocess.Popen(
@@ -93,28 +89,11 @@ def test_ctrl_c_while_waiting_prints_the_task_id_and_resume_command(
     deadline = time.monotonic() + 20
     while fake.poll_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     stdout, stderr = proc.communicate(timeout=20)
     text = stderr.decode()
-    assert proc.returncode == 130
+    assert proc.returncode == code
     task_id = next(iter(fake.state.tasks))
     assert f"soul fetch {task_id} --wait --out {out_dir.resolve()}" in text
     assert "Traceback" not in text and stdout == b""
     assert fake.post_count() == 1
-
-
-def test_sigterm_while_waiting_is_handled_like_ctrl_c(fake: Fake302, out_dir: Path) -> None:
-    fake.settings.never_finish = True
-    proc = subprocess.Popen(
-        [str(SOUL), "generate", "a dog", "-o", str(out_dir)],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while fake.poll_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 143
-    assert next(iter(fake.state.tasks)) in stderr.decode()

@@ -242,28 +242,17 @@ class Plan:
 def emit_record(record: TaskRecord, line: BatchLine, *, as_json: bool) -> None:
     """Print a line finished in an earlier run as if it had just finished."""
     from soulcli import ui
+    from soulcli.commands.common import request_json
 
     if as_json:
-        payload = record.to_json()
         ui.emit_json(
             {
                 "line": line.number,
                 "task_id": record.remote_id,
                 "status": record.state,
-                **{
-                    k: payload[k]
-                    for k in (
-                        "prompt",
-                        "negative_prompt",
-                        "style",
-                        "aspect_ratio",
-                        "quality",
-                        "seed",
-                        "enhance_prompt",
-                        "cost_ptc",
-                    )
-                },
+                **request_json(record.request()),
                 "images": [i for i in record.images if i.get("path")],
+                "missing": [i for i in record.images if not i.get("path")],
                 "resumed": True,
             }
         )
