@@ -192,18 +192,20 @@ def bench_waiting(repeats: int, durations: tuple[float, ...]) -> None:
         record(f"T={total:g}s: poll requests", f"{count:g}", f"<= {limit:g}", count <= limit)
 
 
-def _max_rss_kb(cmd: list[str], env: dict[str, str]) -> int:
-    """Peak resident memory of a command, read by a wrapper process from its rusage."""
+def _max_rss_kb(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Peak resident memory of a command (from a wrapper's rusage), and its stderr."""
     wrapper = (
         "import resource, subprocess, sys\n"
-        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-        "stderr=subprocess.DEVNULL, check=True)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.PIPE, text=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(done.returncode, done.stderr.replace(chr(10), ' | '))"
     )
     out = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd], env=env, capture_output=True, text=True, check=True
     )
-    return int(out.stdout.strip())
+    rss, detail = out.stdout.split("\n", 1)
+    return int(rss), detail.strip()
 
 
 def _submit(fake: Fake302, env: dict[str, str]) -> str:
@@ -239,10 +241,17 @@ def bench_downloads(repeats: int) -> None:
                 singles.append(time.perf_counter() - started)
                 out = base / f"out{run}"
                 fetch_started = time.time()  # the single download's span may land late
-                rss.append(_max_rss_kb([SOUL, "fetch", task_id, "-o", str(out)], env))
-                ours = [span for span in fake.state.image_spans if span[0] >= fetch_started]
+                peak, detail = _max_rss_kb([SOUL, "fetch", task_id, "-o", str(out)], env)
+                rss.append(peak)
+                deadline = time.monotonic() + 5  # the server notes a transfer just after it
+                while True:
+                    ours = [span for span in fake.state.image_spans if span[0] >= fetch_started]
+                    if len(ours) >= 4 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
                 if len(ours) < 4:
                     record(f"{size // MB} MB x4: image transfers seen", str(len(ours)), "4", False)
+                    print(f"    soul fetch said: exit {detail}")
                     return
                 starts, ends = zip(*ours, strict=True)
                 spans.append(max(ends) - min(starts))
@@ -261,7 +270,7 @@ def bench_downloads(repeats: int) -> None:
                     baseline = statistics.median(
                         _max_rss_kb(
                             [SOUL, "fetch", small_task, "-o", str(small_base / f"o{i}")], small_env
-                        )
+                        )[0]
                         for i in range(repeats)
                     )
                 growth = (statistics.median(rss) - baseline) / 1024

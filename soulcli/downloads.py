@@ -93,6 +93,23 @@ def sniff_extension(head: bytes) -> str | None:
     return None
 
 
+IMAGE_TYPES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/avif": ".avif",
+    "image/heic": ".heic",
+}
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether a body starts like an HTML page, JSON or other text rather than image bytes."""
+    start = head.lstrip()[:1]
+    return start in (b"<", b"{", b"[") or head.startswith(b"\xef\xbb\xbf")
+
+
 def check_complete(extension: str, head: bytes, tail: bytes, size: int) -> None:
     """Raise BadImage when the format's own end marker shows the body was cut short."""
     if extension == ".png" and not tail.endswith(b"IEND\xaeB`\x82"):
@@ -237,20 +254,25 @@ class ImageDownloader:
             raise BadImage(f"cannot write in {out_dir}: {exc.strerror}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
-                head, tail, size = self._stream_into(url, handle, cancel)
+                head, tail, size, content_type = self._stream_into(url, handle, cancel)
                 handle.flush()
                 os.fsync(handle.fileno())
             extension = sniff_extension(head)
-            if extension is None:
-                raise BadImage("the server sent something that is not an image")
-            check_complete(extension, head, tail, size)
+            if extension is not None:
+                check_complete(extension, head, tail, size)
+            else:
+                # An image format soul does not know is kept if the server calls it an image
+                # and it does not look like a page or an error body.
+                extension = IMAGE_TYPES.get(content_type)
+                if extension is None or size == 0 or looks_like_text(head):
+                    raise BadImage("the server sent something that is not an image")
             return _place(part, out_dir, image_name(stem, index, extension))
         finally:
             part.unlink(missing_ok=True)
 
     def _stream_into(
         self, url: str, handle: BinaryIO, cancel: threading.Event
-    ) -> tuple[bytes, bytes, int]:
+    ) -> tuple[bytes, bytes, int, str]:
         write = handle.write
         head = b""
         tail = b""
@@ -262,6 +284,9 @@ class ImageDownloader:
                 if response.status_code != 200:
                     raise BadImage(f"image host answered {response.status_code}")
                 expected = _content_length(response)
+                content_type = (
+                    response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                )
                 if expected is not None and expected > self._max_bytes:
                     raise BadImage(f"the image is too large ({expected} bytes)")
                 for chunk in response.iter_bytes(CHUNK):
@@ -285,7 +310,7 @@ class ImageDownloader:
             raise _Transient(f"download failed ({type(exc).__name__})") from exc
         if expected is not None and size != expected:
             raise _Transient(f"the download was cut short ({size} of {expected} bytes)")
-        return head, tail, size
+        return head, tail, size, content_type
 
 
 class _Transient(Exception):

@@ -487,10 +487,11 @@ class _ImageHandler(_Handler):
         step = 64 * 1024
         started = time.monotonic()
         for offset in range(0, len(data), step):
-            self.wfile.write(data[offset : offset + step])
-            ahead = (offset + step) / bandwidth - (time.monotonic() - started)
+            # Pace before each chunk, so the last byte leaves on time and nothing waits after it.
+            ahead = offset / bandwidth - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
+            self.wfile.write(data[offset : offset + step])
 
 
 class _Server(ThreadingHTTPServer):

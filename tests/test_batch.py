@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -26,7 +27,7 @@ def test_plain_prompts_file_runs_every_line(fake: Fake302, tmp_path: Path, out_d
     bodies = [json.loads(r.body) for r in fake.requests("POST")]
     assert sorted(b["prompt"] for b in bodies) == ["a bird", "a cat", "a dog"]
     assert {b["style_id"] for b in bodies} == {resolve_style("Tokyo").id}
-    assert "3 completed" in result.stderr and "0.3 PTC" in result.stderr
+    assert re.search(r"completed +3$", result.stderr, re.M) and "0.3 PTC" in result.stderr
 
 
 def test_json_lines_take_per_line_options(fake: Fake302, tmp_path: Path, out_dir: Path) -> None:

@@ -102,3 +102,33 @@ def test_output_path_that_is_a_file_is_reported(tmp_path: Path) -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
     with pytest.raises(DownloadError, match="output"):
         save(blocker, transport)
+
+
+def test_unknown_image_bytes_are_kept_when_the_server_says_image(tmp_path: Path) -> None:
+    body = b"\x00\x01AVIF-ish binary image bytes\xff" * 10
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=body, headers={"Content-Type": "image/webp"})
+    )
+    paths, missing = save(tmp_path, transport)
+    assert missing == [] and [p.name for p in paths] == ["higgsfield_t_1.webp"]
+    assert paths[0].read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"error": "expired"}', "image/png"),
+        (b"<html>expired</html>", "image/png"),
+        (b"\x00\x01binary", "application/octet-stream"),
+        (b"", "image/png"),
+    ],
+)
+def test_text_or_untyped_bodies_are_not_images(
+    tmp_path: Path, body: bytes, content_type: str
+) -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=body, headers={"Content-Type": content_type})
+    )
+    paths, missing = save(tmp_path, transport)
+    assert paths == [] and "not an image" in missing[0]
+    assert list(tmp_path.iterdir()) == []

@@ -197,3 +197,27 @@ def test_completion_in_a_real_shell(shell: str, shell_in_tmux: Callable[..., Ter
     terminal.type(" 'a dog' --dry-run --json", enter=True)
     terminal.wait_for(lambda s: '"cost_ptc"' in s, f"{shell} running the completed line")
     assert "unknown style" not in terminal.screen() and "error" not in screen
+
+
+def test_batch_progress_display_in_a_terminal(slow_fake: Fake302, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a dog\na cat\na bird\n")
+    env = terminal_env(slow_fake)
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=120, env=env)
+    try:
+        terminal.type(
+            f"soul batch {prompts} -o {tmp_path / 'out'} -c 2 >/dev/null; echo EXIT=$?", enter=True
+        )
+        live = terminal.wait_for(
+            lambda s: "running" in s and "line 1:" in s, "the live batch display"
+        )
+        assert "0 done · 0 failed · 2 running" in live
+        assert "batch" in live and "PTC spent" in live
+        final = terminal.wait_for(
+            lambda s: re.search(r"EXIT=\d", s) is not None, "the end of the batch", timeout=40
+        )
+        assert "EXIT=0" in final
+        assert "3 lines" in final and re.search(r"completed +3", final)
+        assert "running" not in final  # the live display is gone, the summary stays
+    finally:
+        terminal.close()

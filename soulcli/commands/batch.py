@@ -473,11 +473,12 @@ def summarize(results: list[tuple[BatchLine, str, str]], source: str, spent_now:
     by_state: dict[str, int] = {}
     for _, state, _ in results:
         by_state[state] = by_state.get(state, 0) + 1
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
     ui.say(
-        f"soul: batch {source}: {len(results)} lines: {counts}; "
-        f"{format_ptc(spent_now)} PTC spent by this run"
+        f"soul: batch {source}: {len(results)} lines, {format_ptc(spent_now)} PTC spent by this run"
     )
+    ui.say(f"soul:   {'state':<16} {'lines':>5}")
+    for state, count in sorted(by_state.items()):
+        ui.say(f"soul:   {state:<16} {count:>5}")
     for line, state, detail in sorted(results, key=lambda r: r[0].number):
         if state != "completed":
             ui.say(
