@@ -66,7 +66,7 @@ def generate(
     Example: soul generate "a dog in the rain" --style Tokyo --ar 16:9
     """
     from soulcli import ui
-    from soulcli.config import check_base_url, effective_settings
+    from soulcli.config import check_base_url, effective_settings, require_api_key
     from soulcli.models import format_ptc
 
     base = load_like(like) if like else {}
@@ -116,18 +116,19 @@ def generate(
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
-    client = open_client(settings)
+    require_api_key(settings)  # the cheap checks first: key, base URL, price, output dir
+    api_host = check_base_url(settings.base_url)
     confirm_price(request.price, settings.confirm_above, yes=yes)
     # Find an unwritable directory before paying, not after.
     out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
-    with client, Ledger.open() as ledger:
+    with open_client(settings) as client, Ledger.open() as ledger:
         ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
         local_id, task_id = submit_recorded(
             client,
             ledger,
             request,
             out_dir=str(out_dir),
-            api_host=check_base_url(settings.base_url),
+            api_host=api_host,
         )
         ui.say(f"soul: task {task_id} submitted")
         if no_wait:
