@@ -150,30 +150,25 @@ def _env(fake: Fake302) -> dict[str, str | None]:
     }
 
 
+def generate_once_against(fake_settings: FakeSettings, out_dir: Path) -> None:
+    """One generate against a fake answering oddly: one POST, a documented code, no temp files."""
+    with Fake302(fake_settings) as fake:
+        result = invoke("generate", "a dog", "--timeout", "0.4", "-o", str(out_dir), env=_env(fake))
+        assert fake.post_count() == 1
+    assert result.code in DOCUMENTED, result.stderr
+    assert list(out_dir.glob(".*")) == [], "temp files left behind"
+
+
 @fixtures_ok(40)
 @given(body=BODY)
 def test_any_submit_answer_is_handled_without_a_second_post(body: bytes, tmp_path: Path) -> None:
-    fake_settings = FakeSettings(api_key=SENTINEL_KEY, submit_body=body)
-    with Fake302(fake_settings) as fake:
-        result = invoke(
-            "generate", "a dog", "--timeout", "0.5", "-o", str(tmp_path / "o"), env=_env(fake)
-        )
-        assert fake.post_count() == 1
-    assert result.code in DOCUMENTED, result.stderr
+    generate_once_against(FakeSettings(api_key=SENTINEL_KEY, submit_body=body), tmp_path / "o")
 
 
 @fixtures_ok(25)
 @given(body=BODY)
 def test_any_poll_answer_is_handled_without_a_second_post(body: bytes, tmp_path: Path) -> None:
-    fake_settings = FakeSettings(api_key=SENTINEL_KEY, poll_body=body)
-    with Fake302(fake_settings) as fake:
-        result = invoke(
-            "generate", "a dog", "--timeout", "0.4", "-o", str(tmp_path / "o"), env=_env(fake)
-        )
-        assert fake.post_count() == 1
-    assert result.code in DOCUMENTED, result.stderr
-    for leftover in (tmp_path / "o").glob(".*"):
-        raise AssertionError(f"temp file left behind: {leftover}")
+    generate_once_against(FakeSettings(api_key=SENTINEL_KEY, poll_body=body), tmp_path / "o")
 
 
 HOSTILE = st.one_of(
