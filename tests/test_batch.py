@@ -238,3 +238,27 @@ def test_killed_between_post_and_answer_is_never_resent(
     assert again.code == 16
     assert "outcome_unknown" in again.stderr and "may have been charged" in again.stderr
     assert fake.post_count() == 1
+
+
+def test_soul_fetch_finishes_a_batch_line_under_its_name(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    fake.settings.never_finish = True
+    batch = write(tmp_path / "b.jsonl", '{"prompt": "a kite", "name": "kite"}\n')
+    proc = subprocess.Popen(
+        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
+        env=soul_env(fake),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while fake.poll_count() < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    fake.settings.never_finish = False
+    resumed = run_soul("fetch", fake=fake)
+    assert resumed.code == 0, resumed.stderr
+    assert [Path(p).name for p in resumed.lines] == [f"kite_{i}.png" for i in range(1, 5)]
+    assert fake.post_count() == 1

@@ -69,7 +69,14 @@ def resume(
 ) -> None:
     """Finish a recorded task: wait for it and save its images where generate would have."""
     from soulcli import ui
-    from soulcli.commands.common import Tracked, follow_task, open_client, report, request_json
+    from soulcli.commands.common import (
+        FollowOptions,
+        Tracked,
+        follow_task,
+        open_client,
+        report,
+        request_json,
+    )
     from soulcli.downloads import prepare_out_dir
     from soulcli.ledger import OUTCOME_UNKNOWN, UNFINISHED
     from soulcli.models import format_ptc
@@ -100,6 +107,7 @@ def resume(
             timeout=timeout,
             price=format_ptc(record.price_ptc),
             tracked=Tracked(ledger, record.id, record.request()),
+            options=FollowOptions(stem=record.image_stem),  # a batch line's `name`, if any
         )
     code = report(outcome, as_json=as_json, extra=request_json(record.request()))
     if code != ExitCode.OK:
@@ -158,6 +166,7 @@ def by_id(
     """Look at (and with --out, save) one task; update its ledger row if soul submitted it."""
     from soulcli import ui
     from soulcli.commands.common import (
+        FollowOptions,
         Tracked,
         follow_task,
         open_client,
@@ -189,6 +198,7 @@ def by_id(
             price=format_ptc(record.price_ptc) if record else "?",
             wait=wait,
             tracked=tracked,
+            options=FollowOptions(stem=record.image_stem if record else None),
         )
     if out_dir is None:
         show_status(outcome, as_json=as_json)
