@@ -196,16 +196,7 @@ class Ledger:
             raise ConfigError(f"cannot open the task ledger {path}: {exc}") from exc
         try:
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA busy_timeout = 30000")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                with _transaction(connection):
-                    # One statement at a time: executescript() would commit early.
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
-                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _prepare(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise ConfigError(f"the task ledger {path} is unusable: {exc}") from exc
@@ -363,6 +354,33 @@ class Ledger:
                     OUTCOME_UNKNOWN,
                     "soul stopped while submitting; the request may have been charged",
                 )
+
+
+def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
+    """WAL mode, durable commits, and the schema; retried while another process holds a lock.
+
+    Switching a new file to WAL needs it to itself, and SQLite answers "database is
+    locked" at once rather than waiting, so two soul processes starting together
+    take turns here.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            connection.execute("PRAGMA busy_timeout = 30000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                with _transaction(connection):
+                    # One statement at a time: executescript() would commit early.
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
+                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 from soulcli.catalog import resolve_style
 from soulcli.fake302 import Fake302
-from tests.conftest import SOUL, run_soul, soul_env
+from tests.conftest import run_soul, start_soul, wait_until
 
 
 def write(path: Path, text: str) -> Path:
@@ -128,16 +126,9 @@ def test_killed_batch_resumes_with_zero_duplicate_posts(
 ) -> None:
     fake.settings.run_seconds = 3.0
     batch = write(tmp_path / "p.txt", "".join(f"prompt {i}\n" for i in range(6)))
-    proc = subprocess.Popen(
-        [str(SOUL), "batch", str(batch), "-o", str(out_dir), "-c", "3"],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while fake.poll_count() < 3:  # three tasks submitted, their ids recorded, being polled
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = start_soul("batch", str(batch), "-o", str(out_dir), "-c", "3", fake=fake)
+    # Three tasks submitted, their ids recorded, and being polled: then kill -9.
+    wait_until(lambda: fake.poll_count() >= 3, "polling")
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     sent_before = fake.post_count()
@@ -156,16 +147,8 @@ def test_interrupted_batch_exits_130_and_resumes(
 ) -> None:
     fake.settings.never_finish = True
     batch = write(tmp_path / "p.txt", "one\ntwo\n")
-    proc = subprocess.Popen(
-        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while fake.poll_count() < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = start_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    wait_until(lambda: fake.poll_count() >= 2, "polling")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr
@@ -223,12 +206,7 @@ def test_killed_between_post_and_answer_is_never_resent(
     fake: Fake302, tmp_path: Path, out_dir: Path
 ) -> None:
     batch = write(tmp_path / "p.txt", "only line\n")
-    proc = subprocess.Popen(
-        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
     # The server has the request (and would charge it); soul dies before the answer.
     fake.state.on_submit = lambda body: proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -245,16 +223,8 @@ def test_soul_fetch_finishes_a_batch_line_under_its_name(
 ) -> None:
     fake.settings.never_finish = True
     batch = write(tmp_path / "b.jsonl", '{"prompt": "a kite", "name": "kite"}\n')
-    proc = subprocess.Popen(
-        [str(SOUL), "batch", str(batch), "-o", str(out_dir)],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while fake.poll_count() < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = start_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
+    wait_until(lambda: fake.poll_count() >= 1, "polling")
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     fake.settings.never_finish = False

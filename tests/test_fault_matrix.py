@@ -22,7 +22,14 @@ from typing import Any
 import pytest
 
 from soulcli.fake302 import Fake302, FakeSettings
-from tests.conftest import SENTINEL_KEY, SOUL, free_port, run_soul, soul_env
+from tests.conftest import (
+    SENTINEL_KEY,
+    free_port,
+    run_soul,
+    soul_env,
+    start_soul,
+    wait_until,
+)
 
 
 def ledger_states(isolated_dirs: Path) -> list[str]:
@@ -289,26 +296,13 @@ def test_read_only_output_dir_is_refused_before_paying(fake: Fake302, tmp_path: 
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def start(args: list[str], fake: Fake302) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(SOUL), *args], env=soul_env(fake), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
-
-def wait_until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 20
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_during_submit_is_recorded_as_maybe_charged(
     fake: Fake302, isolated_dirs: Path, out_dir: Path, how: int, code: int
 ) -> None:
     fake.settings.hang_seconds = 3.0
     fake.state.submit_faults.append("hang")
-    proc = start(["generate", "a dog", "-o", str(out_dir)], fake)
+    proc = start_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     wait_until(lambda: fake.post_count() == 1, "soul never posted")
     time.sleep(0.1)
     proc.send_signal(how)
@@ -325,7 +319,7 @@ def test_signal_during_download_leaves_nothing_half_written(
 ) -> None:
     fake.settings.image_size = 2 * 1024 * 1024
     fake.settings.bandwidth = 256 * 1024
-    proc = start(["generate", "a dog", "-o", str(out_dir)], fake)
+    proc = start_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     wait_until(lambda: len(fake.requests(server="images")) == 4, "downloads never started")
     time.sleep(0.5)
     proc.send_signal(how)
@@ -344,7 +338,7 @@ def test_sigkill_during_download_then_fetch_cleans_up_and_finishes(
 ) -> None:
     fake.settings.image_size = 2 * 1024 * 1024
     fake.settings.bandwidth = 256 * 1024
-    proc = start(["generate", "a dog", "-o", str(out_dir)], fake)
+    proc = start_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     wait_until(lambda: len(list(out_dir.glob(".*.part"))) == 4, "no temp files appeared")
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from soulcli.fake302 import Fake302
-from tests.conftest import SOUL, free_port, run_soul, soul_env
+from tests.conftest import free_port, run_soul, soul_env, start_soul, wait_until
 
 
 def test_connection_refused_is_unreachable_and_nothing_was_sent(out_dir: Path) -> None:
@@ -80,15 +78,8 @@ def test_signal_while_waiting_prints_the_task_id_and_resume_command(
     fake: Fake302, out_dir: Path, how: int, code: int
 ) -> None:
     fake.settings.never_finish = True
-    proc = subprocess.Popen(
-        [str(SOUL), "generate", "a dog", "-o", str(out_dir)],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while fake.poll_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = start_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
+    wait_until(lambda: fake.poll_count() > 0, "polling")
     proc.send_signal(how)
     stdout, stderr = proc.communicate(timeout=20)
     text = stderr.decode()

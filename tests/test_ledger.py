@@ -6,14 +6,13 @@ import json
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from soulcli.fake302 import Fake302
-from tests.conftest import SENTINEL_KEY, SOUL, run_soul, soul_env
+from tests.conftest import SENTINEL_KEY, run_soul, start_soul, wait_until
 
 
 def ledger_rows(isolated_dirs: Path) -> list[dict[str, Any]]:
@@ -24,19 +23,11 @@ def ledger_rows(isolated_dirs: Path) -> list[dict[str, Any]]:
 
 
 def start_generate(fake: Fake302, out_dir: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(SOUL), "generate", "a dog", "-o", str(out_dir), *args],
-        env=soul_env(fake),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start_soul("generate", "a dog", "-o", str(out_dir), *args, fake=fake)
 
 
 def wait_for_polls(fake: Fake302, count: int = 1) -> None:
-    deadline = time.monotonic() + 20
-    while fake.poll_count() < count:
-        assert time.monotonic() < deadline, "soul never polled"
-        time.sleep(0.02)
+    wait_until(lambda: fake.poll_count() >= count, "polling")
 
 
 def test_row_is_written_before_the_post_is_sent(
