@@ -46,7 +46,7 @@ def stopped(
         task_id=task_id,
         exit_code=ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED,
     )
-    error.hint = f"resume with: {resume_command(task_id, out_dir)} (or just: soul fetch)"
+    error.hint = f"resume with `soul fetch`, or `{resume_command(task_id, out_dir)}`"
     return error
 
 
@@ -290,7 +290,10 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
             ui.emit(str(image.path))
     code = outcome.exit_code
     if code == ExitCode.DOWNLOAD:
-        ui.say(f"soul: retry the downloads with: soul fetch {shlex.quote(task_id)} --out DIR")
+        ui.say(
+            f"soul: retry the downloads with `soul fetch` "
+            f"(or `soul fetch {shlex.quote(task_id)} --out DIR`)"
+        )
     return code
 
 
