@@ -135,6 +135,20 @@ class FakeState:
         self.image_base = ""
         self.image_spans: list[tuple[float, float]] = []  # (start, end) of whole image bodies
 
+    def inject(self, where: str, *faults: str) -> None:
+        """Queue faults for the next submits, polls or image requests (one fault each)."""
+        known = {"submit": SUBMIT_FAULTS, "poll": POLL_FAULTS, "image": IMAGE_FAULTS}[where]
+        unknown = [fault for fault in faults if fault not in known]
+        if unknown:  # a misspelt fault would otherwise be ignored and a test pass for nothing
+            raise ValueError(f"unknown {where} faults {unknown}; known: {', '.join(known)}")
+        queue = {
+            "submit": self.submit_faults,
+            "poll": self.poll_faults,
+            "image": self.image_faults,
+        }[where]
+        with self.lock:
+            queue.extend(faults)
+
     def record(self, item: Recorded) -> None:
         with self.lock:
             self.requests.append(item)

@@ -162,7 +162,7 @@ def test_a_refused_line_fails_the_batch_and_is_sent_again_next_time(
     fake: Fake302, tmp_path: Path, out_dir: Path
 ) -> None:
     batch = write(tmp_path / "p.txt", "fine\nrefused\n")
-    fake.state.submit_faults.append("422")
+    fake.state.inject("submit", "422")
     result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "1", fake=fake)
     assert result.code == 16
     assert "line 1 failed" in result.stderr
@@ -175,7 +175,7 @@ def test_a_refused_line_fails_the_batch_and_is_sent_again_next_time(
 def test_rate_limits_slow_the_batch_instead_of_failing_it(
     fake: Fake302, tmp_path: Path, out_dir: Path
 ) -> None:
-    fake.state.submit_faults.extend(["429"] * 4)
+    fake.state.inject("submit", *["429"] * 4)
     batch = write(tmp_path / "p.txt", "".join(f"p{i}\n" for i in range(5)))
     result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "4", fake=fake)
     assert result.code == 0, result.stderr

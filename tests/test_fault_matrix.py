@@ -84,7 +84,7 @@ def test_submit_fault(
     fake.settings.retry_after = retry_after
     fake.settings.hang_seconds = 2.0
     fake.settings.fault_message = "Server says \x1b[2Jno\x1b]0;pwned\x07 way"
-    fake.state.submit_faults.append(fault)
+    fake.state.inject("submit", fault)
     env = soul_env(fake, SOUL_HTTP_TIMEOUT="0.5")
     result = run_soul("generate", "a dog", "-o", str(out_dir), env=env)
     time.sleep(0.05)
@@ -171,7 +171,7 @@ def test_poll_faults_end_in_four_images(
     fake.settings.run_seconds = 0.1
     fake.settings.queue_seconds = 0.0
     # Let the task finish first, so every injected answer lands on a finished task.
-    fake.state.on_submit = lambda body: fake.state.poll_faults.extend(faults)
+    fake.state.on_submit = lambda body: fake.state.inject("poll", *faults)
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     assert len(result.lines) == 4
@@ -182,7 +182,7 @@ def test_poll_faults_end_in_four_images(
 def test_poll_404_keeps_the_task_resumable(
     fake: Fake302, isolated_dirs: Path, out_dir: Path
 ) -> None:
-    fake.state.on_submit = lambda body: fake.state.poll_faults.append("404")
+    fake.state.on_submit = lambda body: fake.state.inject("poll", "404")
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 7
     task_id = next(iter(fake.state.tasks))
@@ -209,7 +209,7 @@ def generate_json(fake: Fake302, out_dir: Path) -> tuple[int, dict[str, Any], st
 
 
 def test_redirect_to_another_host_is_followed_without_the_key(fake: Fake302, out_dir: Path) -> None:
-    fake.state.image_faults.append("redirect")
+    fake.state.inject("image", "redirect")
     code, payload, stderr = generate_json(fake, out_dir)
     assert code == 0, stderr
     assert len(payload["images"]) == 4
@@ -219,7 +219,7 @@ def test_redirect_to_another_host_is_followed_without_the_key(fake: Fake302, out
 
 
 def test_redirect_to_plain_http_is_refused_and_min_is_used(fake: Fake302, out_dir: Path) -> None:
-    fake.state.image_faults.append("redirect_http")
+    fake.state.inject("image", "redirect_http")
     code, payload, stderr = generate_json(fake, out_dir)
     assert code == 0, stderr
     urls = sorted(image["url"] for image in payload["images"])
@@ -301,7 +301,7 @@ def test_signal_during_submit_is_recorded_as_maybe_charged(
     fake: Fake302, isolated_dirs: Path, out_dir: Path, how: int, code: int
 ) -> None:
     fake.settings.hang_seconds = 3.0
-    fake.state.submit_faults.append("hang")
+    fake.state.inject("submit", "hang")
     proc = start_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     wait_until(lambda: fake.post_count() == 1, "soul never posted")
     time.sleep(0.1)

@@ -56,7 +56,7 @@ def test_unknown_task_is_not_found(fake: Fake302) -> None:
 def test_truncated_image_is_retried_and_leaves_no_partial_file(
     fake: Fake302, out_dir: Path
 ) -> None:
-    fake.state.image_faults.extend(["truncate", "cut"])
+    fake.state.inject("image", "truncate", "cut")
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     files = sorted(out_dir.iterdir())
@@ -65,7 +65,7 @@ def test_truncated_image_is_retried_and_leaves_no_partial_file(
 
 def test_image_that_never_arrives_whole_fails_cleanly(fake: Fake302, out_dir: Path) -> None:
     fake.settings.outcomes = ["completed", "failed", "failed", "failed"]
-    fake.state.image_faults.extend(["truncate", "cut", "html", "truncate", "cut", "html"])
+    fake.state.inject("image", "truncate", "cut", "html", "truncate", "cut", "html")
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 14
     assert list(out_dir.iterdir()) == []  # no partial file, no temp file

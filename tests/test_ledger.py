@@ -92,7 +92,7 @@ def test_stopped_while_polling_then_soul_fetch_finishes_it(
 def test_dropped_connection_after_post_is_outcome_unknown(
     fake: Fake302, isolated_dirs: Path, out_dir: Path
 ) -> None:
-    fake.state.submit_faults.append("drop")
+    fake.state.inject("submit", "drop")
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 10
     assert "may have been charged" in result.stderr
@@ -109,7 +109,7 @@ def test_dropped_connection_after_post_is_outcome_unknown(
 def test_refused_submit_is_failed_and_costs_nothing(
     fake: Fake302, isolated_dirs: Path, out_dir: Path
 ) -> None:
-    fake.state.submit_faults.append("402")
+    fake.state.inject("submit", "402")
     result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake)
     assert result.code == 5
     row = ledger_rows(isolated_dirs)[0]
