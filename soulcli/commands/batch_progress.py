@@ -39,7 +39,6 @@ class BatchProgress:
         self.running: dict[int, Running] = {}
         self.live = live
         self._lock = threading.Lock()
-        self._started = time.monotonic()
         self._bar: Any = None
         if live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
