@@ -144,14 +144,29 @@ class Settings:
     confirm_above: Decimal | None = None
 
 
+ENV_OVERRIDES = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}
+DEFAULTS = {"base_url": DEFAULT_BASE_URL}
+
+
+def value_and_source(name: str, values: dict[str, str]) -> tuple[str | None, str]:
+    """The value in force for a key and where it comes from: env, config, default or ""."""
+    env_name = ENV_OVERRIDES.get(name)
+    if env_name and os.environ.get(env_name, "").strip():
+        return os.environ[env_name].strip(), f"env {env_name}"
+    if values.get(name):
+        return values[name].strip(), "config"
+    if name in DEFAULTS:
+        return DEFAULTS[name], "default"
+    return None, ""
+
+
 def effective_settings(values: dict[str, str] | None = None) -> Settings:
     """Merge environment and config file; command-line options are applied by the caller."""
     values = load_config() if values is None else values
-    api_key = os.environ.get("SOUL_API_KEY") or values.get("api_key") or None
-    base_url = os.environ.get("SOUL_BASE_URL") or values.get("base_url") or DEFAULT_BASE_URL
+    base_url = value_and_source("base_url", values)[0] or DEFAULT_BASE_URL
     return Settings(
-        api_key=api_key.strip() if api_key else None,
-        base_url=base_url.strip(),
+        api_key=value_and_source("api_key", values)[0],
+        base_url=base_url,
         style=values.get("style"),
         aspect_ratio=values.get("aspect_ratio"),
         quality=values.get("quality"),

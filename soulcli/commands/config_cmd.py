@@ -84,9 +84,10 @@ def config_unset(key: KeyArgument) -> None:
 def config_list(json_: JsonFlag = False) -> None:
     """Show every setting, its effective value and where it comes from."""
     from soulcli import ui
-    from soulcli.config import KNOWN_KEYS
+    from soulcli.config import KNOWN_KEYS, load_config, value_and_source
 
-    rows = {name: effective_value(name) for name in KNOWN_KEYS}
+    values = load_config()  # read once for every key
+    rows = {name: value_and_source(name, values) for name in KNOWN_KEYS}
     if json_:
         ui.emit_json(
             {
@@ -117,19 +118,9 @@ def mask(name: str, value: str) -> str:
 
 def effective_value(name: str) -> tuple[str | None, str]:
     """The value in force for a key and its source: env, config or default."""
-    import os
+    from soulcli.config import load_config, value_and_source
 
-    from soulcli.config import DEFAULT_BASE_URL, load_config
-
-    env_name = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}.get(name)
-    if env_name and os.environ.get(env_name):
-        return os.environ[env_name].strip(), f"env {env_name}"
-    values = load_config()
-    if name in values:
-        return values[name], "config"
-    if name == "base_url":
-        return DEFAULT_BASE_URL, "default"
-    return None, ""
+    return value_and_source(name, load_config())
 
 
 def _read_secret(name: str) -> str:
