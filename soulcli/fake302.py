@@ -77,7 +77,12 @@ class FakeSettings:
     queue_seconds: float = 0.3
     run_seconds: float = 0.7
     job_stagger: float = 0.0  # extra seconds between the jobs' completions
+    # One job per entry (the real API lists 4; other shapes list fewer): each job's final
+    # status, such as completed, nsfw, failed or error.
     outcomes: list[str] = field(default_factory=lambda: ["completed"] * 4)
+    top_level_status: bool = True  # False: answer polls without a task-level `status`
+    queued_word: str = "queued"  # how jobs and the task say "queued" (pending, waiting)
+    running_word: str = "in_progress"  # and "in progress" (processing, running)
     response_shape: str = "id"  # "id" (the page's example), "code" (its schema), "task_id"
     never_finish: bool = False
     empty_jobs_while_queued: bool = True  # the page says the list can be empty while queued
@@ -237,22 +242,27 @@ def task_view(state: FakeState, task: FakeTask, now: float) -> dict[str, Any]:
     running_until = queued_until + settings.run_seconds
     jobs: list[dict[str, Any]] = []
     if elapsed < queued_until:
-        status = "queued"
+        status = settings.queued_word
         if not settings.empty_jobs_while_queued:
-            jobs = [_job(task, i, "queued", state) for i in range(1, 5)]
+            jobs = [
+                _job(task, i, settings.queued_word, state) for i in range(1, len(task.outcomes) + 1)
+            ]
     else:
         finished = 0
         for i, outcome in enumerate(task.outcomes, start=1):
             done_at = running_until + (i - 1) * settings.job_stagger
             if settings.never_finish or elapsed < done_at:
-                jobs.append(_job(task, i, "in_progress", state))
+                jobs.append(_job(task, i, settings.running_word, state))
             else:
                 jobs.append(_job(task, i, outcome, state))
                 finished += 1
-        status = "completed" if finished == len(task.outcomes) else "in_progress"
+        status = "completed" if finished == len(task.outcomes) else settings.running_word
         if status == "completed" and not any(o == "completed" for o in task.outcomes):
             status = "failed"
-    return {"id": task.task_id, "status": status, "jobs": jobs}
+    view: dict[str, Any] = {"id": task.task_id, "jobs": jobs}
+    if settings.top_level_status:
+        view["status"] = status
+    return view
 
 
 def _job(task: FakeTask, index: int, status: str, state: FakeState) -> dict[str, Any]:

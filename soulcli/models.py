@@ -12,8 +12,12 @@ from soulcli.constants import IMAGES_PER_REQUEST, PRICE_PTC_TEXT, QUALITIES, QUA
 PRICE_PTC = {quality: Decimal(text) for quality, text in PRICE_PTC_TEXT.items()}
 
 COMPLETED = "completed"
-JOB_FAILURES = frozenset({"failed", "nsfw", "canceled", "cancelled"})
+# Final job statuses: `error` is how the provider's JobSet documentation spells a failure.
+JOB_FAILURES = frozenset({"failed", "nsfw", "canceled", "cancelled", "error"})
 TERMINAL = frozenset({COMPLETED}) | JOB_FAILURES
+# Statuses that mean "working on it" (the display says "in progress"); any other
+# status that is not final, known or not, means "not yet" and shows as "queued".
+IN_PROGRESS = frozenset({"in_progress", "processing", "running", "generating"})
 
 SUBMIT_PATH = "/higgsfield/text2image_soul"
 
@@ -127,10 +131,19 @@ class TaskSnapshot:
 
     @property
     def finished(self) -> bool:
-        """True when every job is terminal (and the list is complete or the task says done)."""
+        """True when every listed job is final and the task does not say it is still running.
+
+        A list shorter than 4 may still grow while the task runs, so it counts as
+        complete only when the task's own status is final or absent (some shapes of
+        the task object have no top-level status, and some tasks have a single job).
+        """
         if self.jobs:
             all_terminal = all(job.terminal for job in self.jobs)
-            complete = len(self.jobs) >= IMAGES_PER_REQUEST or self.status in TERMINAL
+            complete = (
+                len(self.jobs) >= IMAGES_PER_REQUEST
+                or self.status is None
+                or self.status in TERMINAL
+            )
             return all_terminal and complete
         return self.status in JOB_FAILURES
 
@@ -144,7 +157,7 @@ class TaskSnapshot:
         if self.finished:
             return "finished"
         statuses = {job.status for job in self.jobs} | {self.status or ""}
-        if statuses & {"in_progress", COMPLETED} or self.done_count:
+        if statuses & (IN_PROGRESS | TERMINAL):
             return "in progress"
         return "queued"
 
@@ -154,7 +167,7 @@ class TaskSnapshot:
         if not self.finished:
             return self.phase
         done = self.done_count
-        if done and done == len(self.jobs) and done >= IMAGES_PER_REQUEST:
+        if done and done == len(self.jobs):
             return "completed"
         return "partial" if done else "failed"
 
@@ -170,6 +183,13 @@ def _url_of(results: object, key: str) -> str | None:
     return None
 
 
+def normalize_status(value: object) -> str | None:
+    """A status as soul compares it: lower case, `In-Progress` as `in_progress`."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return "_".join(value.strip().lower().replace("-", " ").split())
+
+
 def parse_snapshot(task_id: str, payload: object) -> TaskSnapshot:
     """Read a poll answer, tolerating wrappers, missing fields and odd types."""
     if (
@@ -180,8 +200,7 @@ def parse_snapshot(task_id: str, payload: object) -> TaskSnapshot:
         payload = payload["data"]
     if not isinstance(payload, dict):
         raise ValueError("the task answer is not a JSON object")
-    status = payload.get("status")
-    status_text = status.strip().lower() if isinstance(status, str) else None
+    status_text = normalize_status(payload.get("status"))
     jobs_raw = payload.get("jobs")
     jobs: list[Job] = []
     if isinstance(jobs_raw, list):
@@ -189,12 +208,11 @@ def parse_snapshot(task_id: str, payload: object) -> TaskSnapshot:
             if not isinstance(item, dict):
                 jobs.append(Job(index=position, status="unknown"))
                 continue
-            job_status = item.get("status")
             results = item.get("results")
             jobs.append(
                 Job(
                     index=position,
-                    status=job_status.strip().lower() if isinstance(job_status, str) else "unknown",
+                    status=normalize_status(item.get("status")) or "unknown",
                     raw_url=_url_of(results, "raw"),
                     min_url=_url_of(results, "min"),
                 )

@@ -45,6 +45,38 @@ def test_short_job_list_waits_unless_the_task_says_it_is_done() -> None:
     assert parse_snapshot("t", {"status": "completed", "jobs": jobs}).finished
 
 
+def test_fewer_final_jobs_and_no_task_status_is_finished() -> None:
+    one = parse_snapshot("t", {"id": "t", "jobs": [job("completed", "https://c/1")]})
+    assert one.finished and one.outcome == "completed"
+    two = parse_snapshot("t", {"jobs": [job("completed", "https://c/1"), job("nsfw")]})
+    assert two.finished and two.outcome == "partial"
+    waiting = [job("completed", "https://c/1"), job("queued")]
+    assert not parse_snapshot("t", {"jobs": waiting}).finished
+
+
+@pytest.mark.parametrize("status", ["error", "ERROR", "failed", "nsfw", "canceled", "cancelled"])
+def test_failure_statuses_are_final(status: str) -> None:
+    snap = parse_snapshot("t", {"jobs": [job(status)] * 4})
+    assert snap.finished and snap.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("status", "phase"),
+    [
+        ("processing", "in progress"),
+        ("running", "in progress"),
+        ("In-Progress", "in progress"),
+        ("pending", "queued"),
+        ("waiting", "queued"),
+        ("queued", "queued"),
+        ("something_new", "queued"),
+    ],
+)
+def test_working_statuses_map_to_a_phase_and_never_finish(status: str, phase: str) -> None:
+    snap = parse_snapshot("t", {"status": status, "jobs": [job(status)] * 4})
+    assert not snap.finished and snap.phase == phase and snap.outcome == phase
+
+
 def test_raw_falls_back_to_min() -> None:
     snap = parse_snapshot(
         "t", {"jobs": [{"status": "completed", "results": {"min": {"url": "https://c/m"}}}]}
