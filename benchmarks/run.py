@@ -280,6 +280,19 @@ def bench_downloads(repeats: int) -> None:
                     "< 30 MB",
                     growth < 30,
                 )
+                # Into a folder that has the images already: each is compared with the new
+                # download, which must stream too.
+                again = statistics.median(
+                    _max_rss_kb([SOUL, "fetch", task_id, "-o", str(base / "out0")], env)[0]
+                    for _ in range(repeats)
+                )
+                growth = (again - baseline) / 1024
+                record(
+                    "20 MB x4 already on disk: fetch's peak memory growth",
+                    f"{growth:.1f} MB",
+                    "< 30 MB",
+                    growth < 30,
+                )
 
 
 def bench_batch(prompts: int, latency: float, concurrency: int) -> None:

@@ -20,6 +20,16 @@ import httpx
 from soulcli.client import USER_AGENT, backoff_delay
 from soulcli.config import is_loopback
 from soulcli.errors import DownloadError
+from soulcli.imagefiles import (
+    HEAD_BYTES,
+    SNIFFED_TYPES,
+    UNSNIFFED_TYPES,
+    NotWhole,
+    check_whole,
+    looks_like_text,
+    same_content,
+    sniff_extension,
+)
 from soulcli.models import Job
 from soulcli.process import pid_alive
 from soulcli.text import one_line
@@ -35,7 +45,14 @@ class Cancelled(Exception):
 
 
 class BadImage(Exception):
-    """A download finished but what arrived is not a whole image (or could not be stored)."""
+    """What the image host sent is not a whole image: worth trying the preview instead."""
+
+
+class LocalWriteError(Exception):
+    """The image could not be stored here (disk full, read-only, no permission).
+
+    Never a reason to fall back to the preview: the full image is fine, the disk is not.
+    """
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,8 @@ class SavedImage:
     url: str
     path: Path
     note: str | None = None  # e.g. "already saved" when an identical file was there
+    variant: str = "raw"  # "min" when the smaller preview was saved instead
+    fallback_reason: str = ""  # why the full image was not saved, for a preview
 
 
 @dataclass(frozen=True)
@@ -78,48 +97,6 @@ def check_image_url(url: str) -> None:
     if parts.scheme == "http" and host and is_loopback(host):
         return
     raise BadImage(f"refusing a non-https image URL: {one_line(url, 80)}")
-
-
-def sniff_extension(head: bytes) -> str | None:
-    """The file extension for known image magic bytes, or None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return ".webp"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return ".gif"
-    return None
-
-
-IMAGE_TYPES = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "image/avif": ".avif",
-    "image/heic": ".heic",
-}
-
-
-def looks_like_text(head: bytes) -> bool:
-    """Whether a body starts like an HTML page, JSON or other text rather than image bytes."""
-    start = head.lstrip()[:1]
-    return start in (b"<", b"{", b"[") or head.startswith(b"\xef\xbb\xbf")
-
-
-def check_complete(extension: str, head: bytes, tail: bytes, size: int) -> None:
-    """Raise BadImage when the format's own end marker shows the body was cut short."""
-    if extension == ".png" and not tail.endswith(b"IEND\xaeB`\x82"):
-        raise BadImage("the PNG ends before its IEND chunk (cut short)")
-    if extension == ".jpg" and not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise BadImage("the JPEG has no end marker (cut short)")
-    if extension == ".webp" and int.from_bytes(head[4:8], "little") + 8 > size:
-        raise BadImage("the WebP is shorter than its header says (cut short)")
-    if extension == ".gif" and not tail.endswith(b";"):
-        raise BadImage("the GIF has no trailer (cut short)")
 
 
 class ImageDownloader:
@@ -167,11 +144,15 @@ class ImageDownloader:
         *,
         on_saved: Callable[[SavedImage], None] | None = None,
         stem: str | None = None,
+        previews: dict[int, Path] | None = None,
     ) -> tuple[list[SavedImage], list[MissingImage]]:
         """Save every completed job's image into out_dir concurrently; report the rest.
 
         Files are named STEM_N.ext, STEM being `stem` or else the task id (made safe).
+        `previews` maps an image index to a preview saved earlier, which the full
+        image replaces.
         """
+        previews = previews or {}
         out_dir = prepare_out_dir(out_dir)
         saved: list[SavedImage] = []
         missing: list[MissingImage] = []
@@ -190,11 +171,13 @@ class ImageDownloader:
 
         def one(job: Job) -> None:
             try:
-                image = self._save_job(stem or task_id, job, out_dir, cancel)
+                preview = previews.get(job.index)
+                image = self._save_job(stem or task_id, job, out_dir, cancel, preview)
             except Cancelled:
                 raise
             except Exception as exc:  # one image's trouble must not lose the others
-                reason = str(exc) if isinstance(exc, BadImage) else f"{type(exc).__name__}: {exc}"
+                known = isinstance(exc, BadImage | LocalWriteError)
+                reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
                 with lock:
                     missing.append(MissingImage(job.index, "download failed", one_line(reason)))
                 return
@@ -222,25 +205,48 @@ class ImageDownloader:
         missing.sort(key=lambda image: image.index)
         return saved, missing
 
-    def _save_job(self, stem: str, job: Job, out_dir: Path, cancel: threading.Event) -> SavedImage:
-        urls = [u for u in (job.raw_url, job.min_url) if u]
-        problem = "no URL"
-        for url in dict.fromkeys(urls):  # raw first, then min; once each
+    def _save_job(
+        self,
+        stem: str,
+        job: Job,
+        out_dir: Path,
+        cancel: threading.Event,
+        preview: Path | None,
+    ) -> SavedImage:
+        """The full image, or the `min` preview when the image host cannot give it whole.
+
+        A local write error (disk full, read-only) is raised at once: the preview would
+        hide it, and `soul fetch` can get the full image once there is room.
+        """
+        problem = "the job has no image URL"
+        for variant, url in (("raw", job.raw_url), ("min", job.min_url)):
+            if not url or (variant == "min" and url == job.raw_url):
+                continue
             for attempt in range(ATTEMPTS_PER_URL):
                 try:
-                    path, note = self._download(stem, job.index, url, out_dir, cancel)
-                    return SavedImage(job.index, url, path, note)
+                    path, note = self._download(stem, job.index, url, out_dir, cancel, preview)
                 except _Transient as exc:
                     problem = str(exc)
                     if attempt < ATTEMPTS_PER_URL - 1:
                         self._sleep(backoff_delay(attempt))
+                    continue
                 except BadImage as exc:
                     problem = str(exc)
                     break
+                if variant == "raw" and preview is not None and path != preview:
+                    preview.unlink(missing_ok=True)  # the full image replaces an earlier preview
+                fallback = problem if variant == "min" else ""
+                return SavedImage(job.index, url, path, note, variant, fallback)
         raise BadImage(problem)
 
     def _download(
-        self, stem: str, index: int, url: str, out_dir: Path, cancel: threading.Event
+        self,
+        stem: str,
+        index: int,
+        url: str,
+        out_dir: Path,
+        cancel: threading.Event,
+        replaceable: Path | None,
     ) -> tuple[Path, str | None]:
         check_image_url(url)
         # The pid in the name lets a later run remove what a killed one left behind.
@@ -249,33 +255,31 @@ class ImageDownloader:
             / f"{_part_prefix(stem, index)}{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}"
         )
         try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
-            raise BadImage(f"cannot write in {out_dir}: {exc.strerror}") from exc
+            raise LocalWriteError(f"cannot write in {out_dir}: {exc.strerror}") from exc
         try:
-            with os.fdopen(fd, "wb") as handle:
-                head, tail, size, content_type = self._stream_into(url, handle, cancel)
-                handle.flush()
-                os.fsync(handle.fileno())
-            extension = sniff_extension(head)
-            if extension is not None:
-                check_complete(extension, head, tail, size)
-            else:
-                # An image format soul does not know is kept if the server calls it an image
-                # and it does not look like a page or an error body.
-                extension = IMAGE_TYPES.get(content_type)
-                if extension is None or size == 0 or looks_like_text(head):
-                    raise BadImage("the server sent something that is not an image")
-            return _place(part, out_dir, image_name(stem, index, extension))
+            with os.fdopen(fd, "w+b") as handle:
+                head, size, content_type = self._stream_into(url, handle, cancel)
+                try:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except OSError as exc:
+                    raise LocalWriteError(f"cannot write the image: {exc.strerror}") from exc
+                extension = _extension(head, size, content_type)
+                try:
+                    check_whole(extension, handle, size)
+                except NotWhole as exc:
+                    raise BadImage(str(exc)) from exc
+            return _place(part, out_dir, image_name(stem, index, extension), replaceable)
         finally:
             part.unlink(missing_ok=True)
 
     def _stream_into(
         self, url: str, handle: BinaryIO, cancel: threading.Event
-    ) -> tuple[bytes, bytes, int, str]:
+    ) -> tuple[bytes, int, str]:
         write = handle.write
         head = b""
-        tail = b""
         size = 0
         try:
             with self._http.stream("GET", url) as response:
@@ -295,13 +299,12 @@ class ImageDownloader:
                     size += len(chunk)
                     if size > self._max_bytes:
                         raise BadImage(f"the image is larger than {self._max_bytes} bytes")
-                    if len(head) < 16:
-                        head = (head + chunk)[:16]
-                    tail = (tail + chunk)[-16:]
+                    if len(head) < HEAD_BYTES:
+                        head = (head + chunk)[:HEAD_BYTES]
                     try:
                         write(chunk)
                     except OSError as exc:
-                        raise BadImage(f"cannot write the image: {exc.strerror}") from exc
+                        raise LocalWriteError(f"cannot write the image: {exc.strerror}") from exc
         except httpx.TooManyRedirects as exc:
             raise BadImage("too many redirects") from exc
         except httpx.InvalidURL as exc:
@@ -310,11 +313,26 @@ class ImageDownloader:
             raise _Transient(f"download failed ({type(exc).__name__})") from exc
         if expected is not None and size != expected:
             raise _Transient(f"the download was cut short ({size} of {expected} bytes)")
-        return head, tail, size, content_type
+        return head, size, content_type
 
 
 class _Transient(Exception):
     """A download failure worth another try."""
+
+
+def _extension(head: bytes, size: int, content_type: str) -> str:
+    """The file's extension from its bytes; the server's Content-Type only for unknown formats."""
+    extension = sniff_extension(head)
+    if extension is not None:
+        return extension
+    if content_type in SNIFFED_TYPES:
+        raise BadImage(f"the server sent something that is not an image (it said {content_type})")
+    # A format soul cannot recognise is kept if the server calls it an image and it
+    # does not look like a page or an error body.
+    extension = UNSNIFFED_TYPES.get(content_type)
+    if extension is None or size == 0 or looks_like_text(head):
+        raise BadImage("the server sent something that is not an image")
+    return extension
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -355,16 +373,23 @@ def prepare_out_dir(out_dir: Path) -> Path:
 
 
 def _same_content(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes, streamed (images can be tens of MB)."""
     try:
         if a.stat().st_size != b.stat().st_size:
             return False
-        return a.read_bytes() == b.read_bytes()
+        with a.open("rb") as left, b.open("rb") as right:
+            return same_content(left, right)
     except OSError:
         return False
 
 
-def _place(part: Path, out_dir: Path, name: str) -> tuple[Path, str | None]:
-    """Move a finished temp file to `name`, never overwriting a different existing file."""
+def _place(
+    part: Path, out_dir: Path, name: str, replaceable: Path | None = None
+) -> tuple[Path, str | None]:
+    """Move a finished temp file to `name`, never overwriting a different existing file.
+
+    The one exception is `replaceable`, a preview of this same image saved earlier.
+    """
     stem, dot, extension = name.rpartition(".")
     for attempt in range(100):
         candidate = out_dir / (name if attempt == 0 else f"{stem}-{attempt + 1}{dot}{extension}")
@@ -373,11 +398,14 @@ def _place(part: Path, out_dir: Path, name: str) -> tuple[Path, str | None]:
         if candidate.exists() and _same_content(candidate, part):
             return candidate, "already saved"
         try:
-            _link_exclusive(part, candidate)
+            if candidate == replaceable:
+                os.replace(part, candidate)
+            else:
+                _link_exclusive(part, candidate)
         except FileExistsError:
             continue
         except OSError as exc:
-            raise BadImage(f"cannot save {candidate.name}: {exc.strerror}") from exc
+            raise LocalWriteError(f"cannot save {candidate.name}: {exc.strerror}") from exc
         note = None if attempt == 0 else f"{name} already exists with other content"
         return candidate, note
     raise BadImage(f"too many files named like {name}")

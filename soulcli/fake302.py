@@ -10,6 +10,7 @@ injected on demand. It records every request it receives.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import re
@@ -95,6 +96,9 @@ class FakeSettings:
     submit_body: bytes | None = None  # if set, every valid submit is answered 200 with this
     poll_body: bytes | None = None  # if set, every poll is answered 200 with this
     image_url_base: str | None = None  # if set, result URLs point here instead of the image host
+    image_format: str = "png"  # png at the real sizes, or a small sample: jpeg, avif, heic
+    image_trailer: bytes = b""  # bytes after the image's end marker, as real files carry
+    image_content_type: str | None = None  # send this Content-Type instead of the true one
 
 
 @dataclass(frozen=True)
@@ -191,15 +195,63 @@ def _padding(size: int) -> bytes:
     return secrets.token_bytes(size)
 
 
+# Small real files for the formats a real image host may send (made once with Pillow).
+_SAMPLE_JPEG = (
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQa"
+    "FRERGCEYGh0dHx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+    "Hh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh7/wAARCAAQABADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAA"
+    "AAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAk"
+    "M2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKT"
+    "lJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QA"
+    "HwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdh"
+    "cRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hp"
+    "anN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk"
+    "5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDxnQvCn3f3f6V3uheFPu/u/wBK7vQvCn3f3f6V3uheFPu/uv0r"
+    "bNOJ99RcC8Y/D7x//9k="
+)
+_SAMPLE_AVIF = (
+    "AAAAIGZ0eXBhdmlmAAAAAGF2aWZtaWYxbWlhZk1BMUIAAADrbWV0YQAAAAAAAAAhaGRscgAAAAAAAAAAcGljdAAA"
+    "AAAAAAAAAAAAAAAAAAAOcGl0bQAAAAAAAQAAAB5pbG9jAAAAAEQAAAEAAQAAAAEAAAETAAAAKAAAAChpaW5mAAAA"
+    "AAABAAAAGmluZmUCAAAAAAEAAGF2MDFDb2xvcgAAAABqaXBycAAAAEtpcGNvAAAAFGlzcGUAAAAAAAAAEAAAABAA"
+    "AAAQcGl4aQAAAAADCAgIAAAADGF2MUOBAAwAAAAAE2NvbHJuY2x4AAEADQAGgAAAABdpcG1hAAAAAAAAAAEAAQQB"
+    "AoMEAAAAMG1kYXQSAAoJGAz/2iAhoNCAMhkZR4eGIYeeeeaAAAB1hk3a5nlI+CevN50U"
+)
+
+
+def _heic_sample() -> bytes:
+    """The AVIF sample under HEIC brands: soul reads only the brands and the box structure."""
+    avif = base64.b64decode("".join(_SAMPLE_AVIF))
+    return avif[:8] + b"heic\x00\x00\x00\x00mif1heicmiafMA1B" + avif[32:]
+
+
+SAMPLES: dict[str, Callable[[], bytes]] = {
+    "jpeg": lambda: base64.b64decode("".join(_SAMPLE_JPEG)),
+    "avif": lambda: base64.b64decode("".join(_SAMPLE_AVIF)),
+    "heic": _heic_sample,
+}
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "avif": "image/avif",
+    "heic": "image/heic",
+}
+
+
 def image_bytes(task: FakeTask, index: int, variant: str, settings: FakeSettings) -> bytes:
-    """The PNG served for one job of a task: its real size (a quarter for `min`)."""
+    """The file served for one job of a task: a PNG of its real size (a quarter for `min`).
+
+    `image_size` pads the full image only, so a preview stays smaller, as real ones are.
+    """
+    if settings.image_format in SAMPLES:
+        return SAMPLES[settings.image_format]() + settings.image_trailer
     if settings.small_images:
         width, height = 64, 64
     else:
         width, height = SIZES[task.body["aspect_ratio"]][QUALITY_NAMES[task.body["quality"]]]
         if variant == "min":
             width, height = max(1, width // 4), max(1, height // 4)
-    return make_png(width, height, index, settings.image_size)
+    pad_to = settings.image_size if variant == "raw" else None
+    return make_png(width, height, index, pad_to) + settings.image_trailer
 
 
 def _validate(body: object) -> str | None:
@@ -495,8 +547,9 @@ class _ImageHandler(_Handler):
             self.wfile.write(data[: len(data) // 2])
             self._drop()
             return
+        content_type = settings.image_content_type or CONTENT_TYPES[settings.image_format]
         self.send_response(200)
-        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         started = time.time()

@@ -106,6 +106,16 @@ class TaskRecord:
     def saved_paths(self) -> list[str]:
         return [str(i["path"]) for i in self.images if i.get("path")]
 
+    def previews_in(self, out_dir: Path) -> dict[int, Path]:
+        """Images saved as the smaller preview in `out_dir`, by index (a fetch replaces them)."""
+        return {
+            int(image["index"]): Path(image["path"])
+            for image in self.images
+            if image.get("variant") == "min"
+            and image.get("path")
+            and Path(image["path"]).parent == out_dir
+        }
+
     @property
     def charged(self) -> bool:
         """Whether this row counts as spend: the server took it (or may have)."""

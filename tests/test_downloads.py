@@ -105,13 +105,26 @@ def test_output_path_that_is_a_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_unknown_image_bytes_are_kept_when_the_server_says_image(tmp_path: Path) -> None:
-    body = b"\x00\x01AVIF-ish binary image bytes\xff" * 10
+    body = b"\xff\x0aJPEG-XL-ish binary image bytes\xff" * 10
     transport = httpx.MockTransport(
-        lambda r: httpx.Response(200, content=body, headers={"Content-Type": "image/webp"})
+        lambda r: httpx.Response(200, content=body, headers={"Content-Type": "image/jxl"})
     )
     paths, missing = save(tmp_path, transport)
-    assert missing == [] and [p.name for p in paths] == ["higgsfield_t_1.webp"]
+    assert missing == [] and [p.name for p in paths] == ["higgsfield_t_1.jxl"]
     assert paths[0].read_bytes() == body
+
+
+@pytest.mark.parametrize("content_type", ["image/webp", "image/png", "image/jpeg", "image/avif"])
+def test_a_content_type_the_bytes_contradict_never_names_a_file(
+    tmp_path: Path, content_type: str
+) -> None:
+    body = b"\x00\x01not the image the header claims\xff" * 10
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=body, headers={"Content-Type": content_type})
+    )
+    paths, missing = save(tmp_path, transport)
+    assert paths == [] and f"not an image (it said {content_type})" in missing[0]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

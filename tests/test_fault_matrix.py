@@ -239,12 +239,14 @@ def test_non_https_image_urls_are_refused(
 
 
 def test_oversized_image_is_cut_off_while_streaming(fake: Fake302, out_dir: Path) -> None:
-    fake.settings.image_size = 60 * 1024 * 1024
+    fake.settings.image_size = 60 * 1024 * 1024  # the full image only; the preview is small
     fake.settings.outcomes = ["completed", "failed", "failed", "failed"]
-    result = run_soul("generate", "a dog", "-o", str(out_dir), fake=fake, timeout=120)
-    assert result.code == 14
+    result = run_soul("generate", "a dog", "--json", "-o", str(out_dir), fake=fake, timeout=120)
+    assert result.code == 12, result.stderr
     assert "larger than" in result.stderr or "too large" in result.stderr
-    assert leftovers(out_dir) == [] and list(out_dir.glob("*.png")) == []
+    assert "smaller preview" in result.stderr  # said, and recorded in the JSON
+    assert [i["variant"] for i in json.loads(result.stdout)["images"]] == ["min"]
+    assert leftovers(out_dir) == [] and len(list(out_dir.glob("*.png"))) == 1
 
 
 @pytest.fixture

@@ -73,7 +73,10 @@ class Outcome:
         return ExitCode.PARTIAL if self.saved else ExitCode.TASK_FAILED
 
     def images_json(self) -> list[dict[str, Any]]:
-        return [{"index": s.index, "url": s.url, "path": str(s.path)} for s in self.saved]
+        return [
+            {"index": s.index, "url": s.url, "path": str(s.path), "variant": s.variant}
+            for s in self.saved
+        ]
 
     def missing_json(self) -> list[dict[str, Any]]:
         return [{"index": m.index, "status": m.status, "reason": m.reason} for m in self.missing]
@@ -93,6 +96,7 @@ class Outcome:
             if job.index in saved:
                 entry["url"] = saved[job.index].url
                 entry["path"] = str(saved[job.index].path)
+                entry["variant"] = saved[job.index].variant
             elif job.index in missing:
                 entry["status"] = missing[job.index].status
             images.append(entry)
@@ -119,6 +123,7 @@ class FollowOptions:
     stem: str | None = None  # image file stem instead of the task id
     downloader: ImageDownloader | None = None  # shared by a batch's tasks
     just_submitted: bool = False  # skip the pointless poll at once after a submit
+    previews: dict[int, Path] = field(default_factory=dict)  # earlier previews to replace
 
 
 def follow_task(
@@ -136,6 +141,10 @@ def follow_task(
     from soulcli.ledger import COMPLETED, FAILED, PARTIAL, SUBMITTED, TIMED_OUT
 
     options = options or FollowOptions()
+    if tracked is not None and out_dir is not None and not options.previews:
+        record = tracked.ledger.get(tracked.local_id)
+        if record is not None:
+            options.previews = record.previews_in(out_dir)
     try:
         outcome = _wait_and_save(
             client,
@@ -261,10 +270,22 @@ def _save(
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
     if options.downloader is not None:
         return options.downloader.save_all(
-            task_id, jobs, out_dir, on_saved=with_sidecar, stem=options.stem
+            task_id,
+            jobs,
+            out_dir,
+            on_saved=with_sidecar,
+            stem=options.stem,
+            previews=options.previews,
         )
     with ImageDownloader() as downloader:
-        return downloader.save_all(task_id, jobs, out_dir, on_saved=with_sidecar, stem=options.stem)
+        return downloader.save_all(
+            task_id,
+            jobs,
+            out_dir,
+            on_saved=with_sidecar,
+            stem=options.stem,
+            previews=options.previews,
+        )
 
 
 def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None) -> ExitCode:
@@ -273,6 +294,13 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
     for image in outcome.saved:
         if image.note and image.note != "already saved":
             ui.warn(f"image {image.index}: {image.note}; saved as {image.path}")
+        if image.variant == "min":
+            ui.warn(
+                f"image {image.index} is the smaller preview: the full image failed "
+                f"({one_line(image.fallback_reason, 120)}); "
+                f"`soul fetch {shlex.quote(task_id)} --out {shlex.quote(str(image.path.parent))}`"
+                " tries the full image again"
+            )
     for missing in outcome.missing:
         reason = f": {one_line(missing.reason, 160)}" if missing.reason else ""
         ui.say(

@@ -115,12 +115,18 @@ def resume(
 
 
 def _already_saved(record: TaskRecord, out_dir: Path) -> bool:
-    """A finished task whose saved images are all still on disk needs no network."""
+    """A finished task whose full images are all still on disk needs no network.
+
+    A task with a preview saved in place of a full image goes to the network, to try
+    the full image again.
+    """
     from soulcli.ledger import COMPLETED, FAILED, PARTIAL
 
     paths = record.saved_paths
-    return record.state in (COMPLETED, PARTIAL, FAILED) and all(
-        Path(p).is_file() and Path(p).parent == out_dir for p in paths
+    return (
+        record.state in (COMPLETED, PARTIAL, FAILED)
+        and not record.previews_in(out_dir)
+        and all(Path(p).is_file() and Path(p).parent == out_dir for p in paths)
     )
 
 
@@ -138,7 +144,13 @@ def report_record(record: TaskRecord, *, as_json: bool) -> ExitCode:
                 "status": record.state,
                 **request_json(record.request()),
                 "images": [
-                    {"index": i["index"], "url": i["url"], "path": i["path"]} for i in saved
+                    {
+                        "index": i["index"],
+                        "url": i["url"],
+                        "path": i["path"],
+                        "variant": i.get("variant", "raw"),
+                    }
+                    for i in saved
                 ],
                 "missing": [
                     {"index": i["index"], "status": i["status"], "reason": ""} for i in missing

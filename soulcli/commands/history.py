@@ -98,6 +98,8 @@ def show(
         ui.emit(f"error: {one_line(record.error, 500)}")
     for image in record.images:
         where = image.get("path") or f"not saved ({one_line(image.get('status'), 40)})"
+        if image.get("path") and image.get("variant") == "min":
+            where += " (the smaller preview; `soul fetch` with --out tries the full image again)"
         ui.emit(f"image {image.get('index')}: {where}")
 
 
