@@ -1,5 +1,5 @@
 """Run soul as `python -m soulcli`."""
 
-from soulcli.cli import main
+from soulcli.launch import main
 
 main()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,26 @@ class BatchLine:
     request: GenerationRequest
     out: str | None  # directory for this line's images, if the line names one
     name: str | None  # file stem for this line's images, if the line names one
+    seed_given: bool = False  # the line or the command line chose the seed
+    key: str = ""  # identity in the ledger: the resolved request, and which repeat of it
+
+    def identity(self) -> str:
+        """What makes two lines the same request: everything sent and where it is saved,
+        but not a seed soul picked at random (a re-run keeps the first one)."""
+        request = self.request
+        material = {
+            "prompt": request.prompt,
+            "style_id": request.style_id,
+            "aspect_ratio": request.aspect_ratio,
+            "quality": request.quality,
+            "negative_prompt": request.negative_prompt,
+            "enhance_prompt": request.enhance_prompt,
+            "seed": request.seed if self.seed_given else None,
+            "name": self.name,
+            "out": str(Path(self.out or ".").expanduser().resolve()),
+        }
+        text = json.dumps(material, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 class BatchFileError(UsageError):
@@ -107,7 +128,19 @@ def parse_batch(text: str, defaults: BatchDefaults, *, source: str) -> list[Batc
             )
     if problems:
         raise BatchFileError(source, problems)
-    return lines
+    return with_keys(lines)
+
+
+def with_keys(lines: list[BatchLine]) -> list[BatchLine]:
+    """Give each line its ledger key: its identity and which repeat of it in the file it is,
+    so a file holding the same prompt twice means two requests."""
+    seen: Counter[str] = Counter()
+    keyed = []
+    for line in lines:
+        identity = line.identity()
+        seen[identity] += 1
+        keyed.append(replace(line, key=f"{identity}:{seen[identity]}"))
+    return keyed
 
 
 def _json_fields(raw: str) -> dict[str, Any]:
@@ -149,4 +182,7 @@ def _line(number: int, fields: dict[str, Any], defaults: BatchDefaults) -> Batch
     out = fields.get("out", defaults.out)
     if out is not None and not str(out).strip():
         raise UsageError("out must not be empty")
-    return BatchLine(number, request, str(Path(out).expanduser()) if out else None, name)
+    seed_given = fields.get("seed", defaults.seed) is not None
+    return BatchLine(
+        number, request, str(Path(out).expanduser()) if out else None, name, seed_given
+    )

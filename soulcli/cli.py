@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Annotated, NoReturn
 
@@ -11,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from soulcli import __version__
-from soulcli.errors import ExitCode, SoulError, Terminated
+from soulcli.errors import ExitCode, SoulError, Stopped
 
 # Each command lives in its own module and is imported only when it runs (or is
 # completed), so `soul styles` does not pay for building `generate`. The short
@@ -97,13 +96,11 @@ def root(
     """
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def _fail(message: str, code: int) -> NoReturn:
+    from soulcli import signals
     from soulcli.text import one_line
 
+    signals.block()  # a Ctrl-C now must not cut this line or turn into a traceback
     sys.stderr.write(f"soul: error: {one_line(message, 2000)}\n")
     sys.stderr.flush()
     raise SystemExit(code)
@@ -111,15 +108,22 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends as one line on stderr and a documented exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    command = typer.main.get_command(app)
+    from soulcli import signals
+
     try:
+        # From here on Ctrl-C raises Interrupted, which Typer lets through to this boundary.
+        signals.install()
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="soul", standalone_mode=False)
+        # The work is done. Python resets signal handlers while it shuts down, and a
+        # Ctrl-C then would kill soul by signal, with no message: hold it off instead.
+        signals.block()
     except SoulError as exc:
         message = exc.message + (f" ({exc.hint})" if exc.hint else "")
         _fail(message, int(exc.exit_code))
     except click.exceptions.NoArgsIsHelpError as exc:
         # `soul` or `soul config` alone: the help is the most useful answer.
+        signals.block()
         sys.stderr.write(exc.format_message() + "\n")
         sys.stderr.flush()
         raise SystemExit(int(ExitCode.USAGE)) from exc
@@ -128,10 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message() + where, int(ExitCode.USAGE))
     except click.ClickException as exc:
         _fail(exc.format_message(), int(exc.exit_code))
+    except Stopped as exc:
+        _fail(exc.word, int(exc.exit_code))
     except (click.Abort, KeyboardInterrupt):
         _fail("interrupted", int(ExitCode.INTERRUPTED))
-    except Terminated:
-        _fail("terminated", int(ExitCode.TERMINATED))
     except BrokenPipeError:
         from soulcli.ui import reader_went_away
 

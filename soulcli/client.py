@@ -15,14 +15,18 @@ import httpx
 from soulcli import __version__
 from soulcli.config import env_float
 from soulcli.errors import (
+    STOPS,
     AuthError,
     BalanceError,
     MaybeChargedError,
     RejectedError,
     ServerError,
     SoulError,
+    SubmitStoppedError,
     TaskNotFoundError,
     UnreachableError,
+    stop_exit_code,
+    stop_word,
 )
 from soulcli.models import (
     SUBMIT_PATH,
@@ -153,7 +157,8 @@ class ApiClient:
         timeout: httpx.Timeout | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
-        self._sleep = sleep
+        # How retries wait; a batch replaces it with a wait that its Ctrl-C ends.
+        self.sleep = sleep
         # Called on every 429, so a batch can lower its concurrency for a while.
         self.on_rate_limited: Callable[[], None] | None = None
         self._http = httpx.Client(
@@ -194,46 +199,62 @@ class ApiClient:
             return ApiResponse(response.status_code, response.headers, b"".join(chunks))
 
     def submit(self, request: GenerationRequest) -> str:
-        """POST the request once; retry only when it certainly did not reach the server."""
+        """POST the request once; retry only when it certainly did not reach the server.
+
+        Ctrl-C or SIGTERM during a retry's back-off, when no request is on the wire,
+        raises SubmitStoppedError: nothing was charged.
+        """
         body = request.body()
-        for attempt in range(SUBMIT_ATTEMPTS):
-            last = attempt == SUBMIT_ATTEMPTS - 1
-            try:
-                response = self._send("POST", SUBMIT_PATH, body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The connection was never made: nothing was sent, nothing charged.
-                if last:
-                    raise UnreachableError(
-                        f"cannot reach the API at {self._http.base_url} ({_reason(exc)}); "
-                        "nothing was sent"
+        on_the_wire = False
+        try:
+            for attempt in range(SUBMIT_ATTEMPTS):
+                last = attempt == SUBMIT_ATTEMPTS - 1
+                on_the_wire = True
+                try:
+                    response = self._send("POST", SUBMIT_PATH, body)
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    # The connection was never made: nothing was sent, nothing charged.
+                    on_the_wire = False
+                    if last:
+                        raise UnreachableError(
+                            f"cannot reach the API at {self._http.base_url} ({_reason(exc)}); "
+                            "nothing was sent"
+                        ) from exc
+                    self.sleep(backoff_delay(attempt))
+                    continue
+                except (httpx.HTTPError, ValueError) as exc:
+                    raise MaybeChargedError(
+                        f"the connection failed after the request was sent ({_reason(exc)}); "
+                        f"{MAYBE_CHARGED}, and no task id came back",
+                        hint="check your 302.AI task log before trying again",
                     ) from exc
-                self._sleep(backoff_delay(attempt))
-                continue
-            except (httpx.HTTPError, ValueError) as exc:
-                raise MaybeChargedError(
-                    f"the connection failed after the request was sent ({_reason(exc)}); "
-                    f"{MAYBE_CHARGED}, and no task id came back",
-                    hint="check your 302.AI task log before trying again",
-                ) from exc
-            if response.status == 429:
-                self._rate_limited()
-                if last:
-                    raise ServerError(
-                        "the API is rate limiting requests (429); nothing was charged",
-                        hint="wait a minute and try again",
+                on_the_wire = False
+                if response.status == 429:
+                    self._rate_limited()
+                    if last:
+                        raise ServerError(
+                            "the API is rate limiting requests (429); nothing was charged",
+                            hint="wait a minute and try again",
+                        )
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+                    self.sleep(wait if wait is not None else backoff_delay(attempt, base=1.0))
+                    continue
+                if 200 <= response.status < 300:
+                    return self._task_id_from(response)
+                if response.status >= 500:
+                    raise MaybeChargedError(
+                        f"the API failed while taking the request ({response.status}: "
+                        f"{server_message(response)}); {MAYBE_CHARGED}",
+                        hint="check your 302.AI task log before trying again",
                     )
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                self._sleep(wait if wait is not None else backoff_delay(attempt, base=1.0))
-                continue
-            if 200 <= response.status < 300:
-                return self._task_id_from(response)
-            if response.status >= 500:
-                raise MaybeChargedError(
-                    f"the API failed while taking the request ({response.status}: "
-                    f"{server_message(response)}); {MAYBE_CHARGED}",
-                    hint="check your 302.AI task log before trying again",
-                )
-            raise _error_for_status(response)
+                raise _error_for_status(response)
+        except STOPS as stop:
+            if on_the_wire:
+                raise
+            raise SubmitStoppedError(
+                f"{stop_word(stop)} before the request was sent; nothing was charged",
+                exit_code=stop_exit_code(stop),
+            ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -291,7 +312,7 @@ class ApiClient:
                     raise
                 if on_retry is not None:
                     on_retry(exc.message)
-                self._sleep(delay)
+                self.sleep(delay)
                 attempt += 1
 
 

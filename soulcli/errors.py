@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
@@ -25,6 +29,7 @@ class ExitCode(enum.IntEnum):
     DOWNLOAD = 14  # an image could not be downloaded or saved
     DECLINED = 15  # the price needed a confirmation that was not given; nothing was sent
     BATCH_INCOMPLETE = 16  # a batch finished but some lines did not complete
+    UNRECORDED = 17  # a task was submitted (charged) but the ledger could not record it
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
 
@@ -90,6 +95,30 @@ class MaybeChargedError(SoulError):
         self.task_id = task_id
 
 
+class TaskUnrecordedError(SoulError):
+    """The server took the request and gave a task id, but the ledger cannot be written."""
+
+    exit_code = ExitCode.UNRECORDED
+
+    def __init__(self, message: str, *, task_id: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.task_id = task_id
+
+
+class SubmitStoppedError(SoulError):
+    """Ctrl-C or SIGTERM while no request was on the wire (a retry's back-off): not charged."""
+
+
+def resume_command(task_id: str, out_dir: Path | str | None) -> str:
+    """The command that waits for a task and saves its images where they were going."""
+    import shlex
+
+    command = f"soul fetch {shlex.quote(task_id)} --wait"
+    if out_dir is not None:
+        command += f" --out {shlex.quote(str(out_dir))}"
+    return command
+
+
 class TaskStoppedError(SoulError):
     """Waiting stopped before the task finished; the task id lets the user resume."""
 
@@ -98,6 +127,50 @@ class TaskStoppedError(SoulError):
         self.task_id = task_id
         self.exit_code = exit_code
 
+    @classmethod
+    def by_signal(
+        cls, task_id: str, out_dir: Path | str | None, stop: BaseException, *, doing: str
+    ) -> TaskStoppedError:
+        """The error for Ctrl-C or SIGTERM once a task exists: its id and the resume command."""
+        error = cls(
+            f"{stop_word(stop)} while {doing} task {task_id}; it goes on on the server",
+            task_id=task_id,
+            exit_code=stop_exit_code(stop),
+        )
+        error.hint = f"resume with `soul fetch`, or `{resume_command(task_id, out_dir)}`"
+        return error
 
-class Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives, so cleanup runs as for Ctrl-C."""
+
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM, raised in the main thread by soul's own signal handlers.
+
+    Not a KeyboardInterrupt: Typer turns that into a silent exit before soul's error
+    boundary sees it.
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+    word = "interrupted"
+
+
+class Interrupted(Stopped):
+    """Ctrl-C (SIGINT)."""
+
+
+class Terminated(Stopped):
+    """SIGTERM, handled like Ctrl-C."""
+
+    exit_code = ExitCode.TERMINATED
+    word = "terminated"
+
+
+# What a stop looks like: soul's own, or Python's KeyboardInterrupt where soul's
+# handlers are not installed (the library, a worker told to stop).
+STOPS = (KeyboardInterrupt, Stopped)
+
+
+def stop_exit_code(stop: BaseException) -> ExitCode:
+    return stop.exit_code if isinstance(stop, Stopped) else ExitCode.INTERRUPTED
+
+
+def stop_word(stop: BaseException) -> str:
+    return stop.word if isinstance(stop, Stopped) else "interrupted"

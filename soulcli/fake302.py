@@ -89,6 +89,7 @@ class FakeSettings:
     empty_jobs_while_queued: bool = True  # the page says the list can be empty while queued
     retry_after: str | None = "1"  # the Retry-After header sent with injected 429s
     hang_seconds: float = 5.0  # how long the "hang" fault waits before answering
+    submit_delay: float = 0.0  # hold every submit open this long after creating its task
     image_size: int | None = None  # pad PNGs to this many bytes (benchmarks)
     bandwidth: float | None = None  # bytes per second per image response (benchmarks)
     small_images: bool = False  # 64x64 images instead of the real sizes (faster tests)
@@ -443,6 +444,8 @@ class _ApiHandler(_Handler):
         if fault == "hang":
             time.sleep(self.state.settings.hang_seconds)
             fault = None
+        elif self.state.settings.submit_delay:
+            time.sleep(self.state.settings.submit_delay)
         if fault == "no_id":
             self._json(200, {"status": "queued", "result": None})
             return

@@ -8,8 +8,8 @@ never stored here.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from soulcli.errors import ConfigError
-from soulcli.models import GenerationRequest
+from soulcli.models import GenerationRequest, valid_task_id
 from soulcli.paths import ledger_path
-from soulcli.process import pid_alive
+from soulcli.process import Owner, me
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -37,6 +37,7 @@ OUTCOME_UNKNOWN = "outcome_unknown"
 STATES = (SUBMITTING, SUBMITTED, COMPLETED, PARTIAL, FAILED, TIMED_OUT, OUTCOME_UNKNOWN)
 # States a task can be resumed from: it has a remote id and soul has not finished with it.
 UNFINISHED = (SUBMITTED, TIMED_OUT)
+FINAL = (COMPLETED, PARTIAL, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -75,6 +76,30 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
+# Each step takes a ledger from the version before it to its own; rows are never dropped.
+_MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA,
+    # A batch line's identity (its resolved request and which repeat of it it is) and a
+    # claim on it: at most one unreleased row per line, enforced by a unique index, so
+    # two processes cannot both submit it. `pid_started` tells a reused pid apart.
+    2: """
+    ALTER TABLE tasks ADD COLUMN line_key TEXT;
+    ALTER TABLE tasks ADD COLUMN claim_released INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN pid_started INTEGER;
+    CREATE INDEX IF NOT EXISTS tasks_line_key ON tasks (line_key);
+    CREATE UNIQUE INDEX IF NOT EXISTS tasks_line_claim ON tasks (line_key)
+        WHERE line_key IS NOT NULL AND claim_released = 0;
+    """,
+}
+
+
+class AlreadyClaimed(Exception):
+    """Another row already holds this batch line: it was, or is being, submitted."""
+
+    def __init__(self, record: TaskRecord) -> None:
+        super().__init__(f"line already claimed by task {record.id}")
+        self.record = record
+
 
 @dataclass
 class TaskRecord:
@@ -101,6 +126,13 @@ class TaskRecord:
     batch_id: int | None = None
     batch_line: int | None = None
     image_stem: str | None = None
+    line_key: str | None = None
+    owner: Owner | None = None  # the soul process working on it, if one is
+
+    @property
+    def held_elsewhere(self) -> bool:
+        """Whether another soul process that still runs is working on this task."""
+        return self.owner is not None and not self.owner.is_me and self.owner.alive
 
     @property
     def saved_paths(self) -> list[str]:
@@ -179,6 +211,8 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         batch_id=row["batch_id"],
         batch_line=row["batch_line"],
         image_stem=row["image_stem"],
+        line_key=row["line_key"],
+        owner=Owner(row["pid"], row["pid_started"]) if row["pid"] else None,
     )
 
 
@@ -188,9 +222,10 @@ class Ledger:
     One Ledger may be shared by a batch's worker threads: a lock serialises them.
     """
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path | None = None) -> None:
         self._db = connection
         self._lock = threading.RLock()
+        self.path = path
 
     @classmethod
     @contextmanager
@@ -210,16 +245,61 @@ class Ledger:
         except sqlite3.Error as exc:
             connection.close()
             raise ConfigError(f"the task ledger {path} is unusable: {exc}") from exc
+        ledger = cls(connection, path)
         try:
-            yield cls(connection)
+            ledger._fold_journal()
+            yield ledger
         finally:
             connection.close()
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+    @property
+    def journal(self) -> Path | None:
+        """Where task ids go when the ledger cannot take them (beside the ledger)."""
+        from soulcli.journal import journal_path
+
+        return journal_path(self.path) if self.path is not None else None
+
+    def _fold_journal(self) -> None:
+        """Take back the task ids an earlier run could only write to the journal."""
+        from soulcli import journal
+
+        path = self.journal
+        if path is None:
+            return
+        with contextlib.suppress(OSError):  # a full disk now: reserved on a later run
+            journal.reserve(path)
+        if not journal.has_records(path):
+            return
+        try:
+            with journal.taking(path) as records:
+                for record in records:
+                    if not valid_task_id(str(record.get("task_id"))):
+                        continue
+                    self._write(
+                        "UPDATE tasks SET remote_id = ?, state = ?, error = ?, updated_at = ?"
+                        " WHERE id = ? AND remote_id IS NULL",
+                        (
+                            str(record.get("task_id")),
+                            SUBMITTED,
+                            "recorded late: the ledger could not be written at submit time",
+                            time.time(),
+                            int(record.get("ledger_row", 0)),
+                        ),
+                    )
+        except (ConfigError, OSError, ValueError):
+            pass  # still unwritable: the records stay in the journal for the next run
+
+    def _write(self, sql: str, params: tuple[Any, ...], *, conflict: bool = False) -> int:
+        """Run one statement in its own transaction; with `conflict`, a unique-key clash is
+        raised as sqlite3.IntegrityError for the caller (it means "someone else has it")."""
         try:
             with self._lock, _transaction(self._db):
                 cursor = self._db.execute(sql, params)
                 return int(cursor.lastrowid or 0)
+        except sqlite3.IntegrityError:
+            if conflict:
+                raise
+            raise ConfigError("cannot write to the task ledger: a constraint failed") from None
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot write to the task ledger: {exc}") from exc
 
@@ -232,19 +312,109 @@ class Ledger:
         batch_id: int | None = None,
         batch_line: int | None = None,
         image_stem: str | None = None,
+        line_key: str | None = None,
     ) -> int:
-        """Record a submission about to be sent; returns its local id."""
+        """Record a submission about to be sent; returns its local id.
+
+        With a `line_key` the insert is also the claim on that batch line: if another
+        row holds it, AlreadyClaimed is raised and nothing may be sent.
+        """
         now = time.time()
-        return self._write(
-            "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt, style_id,"
-            " style_name, aspect_ratio, quality, seed, enhance_prompt, price_ptc, api_host,"
-            " out_dir, state, pid, batch_id, batch_line, image_stem)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (now, now, request.prompt, request.negative_prompt, request.style_id,
-             request.style_name, request.aspect_ratio, request.quality, request.seed,
-             int(request.enhance_prompt), str(request.price), api_host, out_dir, SUBMITTING,
-             os.getpid(), batch_id, batch_line, image_stem),
-        )  # fmt: skip
+        owner = me()
+        try:
+            return self._write(
+                "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt, style_id,"
+                " style_name, aspect_ratio, quality, seed, enhance_prompt, price_ptc, api_host,"
+                " out_dir, state, pid, pid_started, batch_id, batch_line, image_stem, line_key)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (now, now, request.prompt, request.negative_prompt, request.style_id,
+                 request.style_name, request.aspect_ratio, request.quality, request.seed,
+                 int(request.enhance_prompt), str(request.price), api_host, out_dir, SUBMITTING,
+                 owner.pid, owner.started, batch_id, batch_line, image_stem, line_key),
+                conflict=line_key is not None,
+            )  # fmt: skip
+        except sqlite3.IntegrityError:
+            holder = self.claims([line_key or ""]).get(line_key or "")
+            if holder is None:  # released between the insert and this read: try once more
+                return self.add(
+                    request,
+                    out_dir=out_dir,
+                    api_host=api_host,
+                    batch_id=batch_id,
+                    batch_line=batch_line,
+                    image_stem=image_stem,
+                    line_key=line_key,
+                )
+            raise AlreadyClaimed(holder) from None
+
+    def claims(self, line_keys: list[str]) -> dict[str, TaskRecord]:
+        """The row holding each batch line that has one (its claim not released)."""
+        found: dict[str, TaskRecord] = {}
+        for start in range(0, len(line_keys), 500):
+            chunk = line_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for record in self._select(
+                f"line_key IN ({marks}) AND claim_released = 0", tuple(chunk)
+            ):
+                found[str(record.line_key)] = record
+        return found
+
+    def last_seeds(self, line_keys: list[str]) -> dict[str, int]:
+        """The seed each batch line was last sent with, released claims included."""
+        seeds: dict[str, int] = {}
+        for start in range(0, len(line_keys), 500):
+            chunk = line_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for record in reversed(self._select(f"line_key IN ({marks})", tuple(chunk))):
+                seeds[str(record.line_key)] = record.seed  # oldest first: the newest wins
+        return seeds
+
+    def adopt(self, local_id: int, line_key: str) -> bool:
+        """Give a row from before line keys existed (soul 0.1) its line's key, if still free."""
+        try:
+            self._write(
+                "UPDATE tasks SET line_key = ? WHERE id = ? AND line_key IS NULL",
+                (line_key, local_id),
+                conflict=True,
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def release_claims(self, line_keys: list[str], *, before: float) -> None:
+        """Let lines be sent again (`--again`): rows made before `before` give up their claim."""
+        for start in range(0, len(line_keys), 500):
+            chunk = line_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._write(
+                f"UPDATE tasks SET claim_released = 1 WHERE line_key IN ({marks})"
+                " AND claim_released = 0 AND created_at < ?",
+                (*chunk, before),
+            )
+
+    def take_over(self, local_id: int) -> Owner | None:
+        """Make this process the one working on a task, unless a live other one is.
+
+        Returns that other process, or None when the task is now this process's. One
+        transaction, so two processes resuming the same task cannot both win.
+        """
+        owner = me()
+        try:
+            with self._lock, _transaction(self._db):
+                row = self._db.execute(
+                    "SELECT pid, pid_started FROM tasks WHERE id = ?", (local_id,)
+                ).fetchone()
+                if row is not None and row["pid"]:
+                    holder = Owner(row["pid"], row["pid_started"])
+                    if not holder.is_me and holder.alive:
+                        return holder
+                self._db.execute(
+                    "UPDATE tasks SET pid = ?, pid_started = ? WHERE id = ?",
+                    (owner.pid, owner.started, local_id),
+                )
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot write to the task ledger: {exc}") from exc
+        return None
 
     def find_batch(self, key: str) -> int | None:
         """The id of the batch with this content key, if it ran before."""
@@ -277,15 +447,27 @@ class Ledger:
             (remote_id, SUBMITTED, time.time(), local_id),
         )
 
+    # The writes below end this process's work on a task, so they also let it go
+    # (pid NULL): another process may resume it at once.
+
     def set_state(self, local_id: int, state: str, error: str | None = None) -> None:
         self._write(
-            "UPDATE tasks SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+            "UPDATE tasks SET state = ?, error = ?, updated_at = ?, pid = NULL WHERE id = ?",
             (state, error, time.time(), local_id),
+        )
+
+    def set_refused(self, local_id: int, error: str) -> None:
+        """The server refused the request (or it was never sent): nothing was charged, and
+        the batch line it claimed may be sent again."""
+        self._write(
+            "UPDATE tasks SET state = ?, error = ?, updated_at = ?, pid = NULL,"
+            " claim_released = 1 WHERE id = ?",
+            (FAILED, error, time.time(), local_id),
         )
 
     def set_error(self, local_id: int, error: str) -> None:
         self._write(
-            "UPDATE tasks SET error = ?, updated_at = ? WHERE id = ?",
+            "UPDATE tasks SET error = ?, updated_at = ?, pid = NULL WHERE id = ?",
             (error, time.time(), local_id),
         )
 
@@ -293,7 +475,8 @@ class Ledger:
         self, local_id: int, state: str, images: list[dict[str, Any]], error: str | None = None
     ) -> None:
         self._write(
-            "UPDATE tasks SET state = ?, images = ?, error = ?, updated_at = ? WHERE id = ?",
+            "UPDATE tasks SET state = ?, images = ?, error = ?, updated_at = ?, pid = NULL"
+            " WHERE id = ?",
             (state, json.dumps(images), error, time.time(), local_id),
         )
 
@@ -319,14 +502,16 @@ class Ledger:
         found = self._select("remote_id = ?", (text,), limit=1)
         return found[0] if found else None
 
-    def newest(self, states: tuple[str, ...] | None = None) -> TaskRecord | None:
+    def newest(self) -> TaskRecord | None:
         self.settle_abandoned()
-        if states is None:
-            found = self._select(limit=1)
-        else:
-            marks = ",".join("?" * len(states))
-            found = self._select(f"state IN ({marks}) AND remote_id IS NOT NULL", states, 1)
+        found = self._select(limit=1)
         return found[0] if found else None
+
+    def unfinished(self) -> list[TaskRecord]:
+        """Tasks with a task id that soul has not finished with, newest first."""
+        self.settle_abandoned()
+        marks = ",".join("?" * len(UNFINISHED))
+        return self._select(f"state IN ({marks}) AND remote_id IS NOT NULL", UNFINISHED)
 
     def search(
         self,
@@ -355,10 +540,12 @@ class Ledger:
     def settle_abandoned(self) -> None:
         """Mark rows left in `submitting` by a process that died as outcome_unknown."""
         with self._lock:
-            rows = self._db.execute("SELECT id, pid FROM tasks WHERE state = ?", (SUBMITTING,))
+            rows = self._db.execute(
+                "SELECT id, pid, pid_started FROM tasks WHERE state = ?", (SUBMITTING,)
+            )
             stale = rows.fetchall()
         for row in stale:
-            if not pid_alive(row["pid"]):
+            if not row["pid"] or not Owner(row["pid"], row["pid_started"]).alive:
                 self.set_state(
                     row["id"],
                     OUTCOME_UNKNOWN,
@@ -381,10 +568,13 @@ def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
             connection.execute("PRAGMA synchronous = FULL")
             if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 with _transaction(connection):
-                    # One statement at a time: executescript() would commit early.
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
+                    # Read again inside the write lock: another process may have just done it.
+                    version = connection.execute("PRAGMA user_version").fetchone()[0]
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        # One statement at a time: executescript() would commit early.
+                        for statement in _MIGRATIONS[step].split(";"):
+                            if statement.strip():
+                                connection.execute(statement)
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         except sqlite3.OperationalError as exc:

@@ -1,11 +1,29 @@
-"""Submitting with the ledger: the row is written before the POST, the task id right after."""
+"""Submitting with the ledger: the row is written before the POST, the task id right after.
+
+Once the server has answered with a task id, that id reaches the user whatever
+fails next: Ctrl-C and SIGTERM are held while it is recorded, and if the ledger
+cannot be written the id goes to the journal beside it and onto stderr.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from soulcli import journal, signals
 from soulcli.client import ApiClient
-from soulcli.errors import ExitCode, MaybeChargedError, SoulError, Terminated
-from soulcli.ledger import FAILED, OUTCOME_UNKNOWN, Ledger
-from soulcli.models import GenerationRequest
+from soulcli.errors import (
+    STOPS,
+    ConfigError,
+    MaybeChargedError,
+    SoulError,
+    TaskStoppedError,
+    TaskUnrecordedError,
+    resume_command,
+    stop_exit_code,
+    stop_word,
+)
+from soulcli.ledger import OUTCOME_UNKNOWN, Ledger
+from soulcli.models import GenerationRequest, format_ptc
 
 
 def submit_recorded(
@@ -18,8 +36,13 @@ def submit_recorded(
     batch_id: int | None = None,
     batch_line: int | None = None,
     image_stem: str | None = None,
+    line_key: str | None = None,
 ) -> tuple[int, str]:
-    """POST one request, keeping the ledger true whatever happens; returns (local id, task id)."""
+    """POST one request, keeping the ledger true whatever happens; returns (local id, task id).
+
+    With a batch `line_key`, the row is also the line's claim: AlreadyClaimed (from
+    the ledger) means another row has it, and nothing is sent.
+    """
     local_id = ledger.add(
         request,
         out_dir=out_dir,
@@ -27,28 +50,61 @@ def submit_recorded(
         batch_id=batch_id,
         batch_line=batch_line,
         image_stem=image_stem,
+        line_key=line_key,
     )
+    task_id = _post(client, ledger, local_id, request)
+    resume = resume_command(task_id, out_dir)
+    with signals.held(f"task {task_id} was submitted; get its images with: {resume}") as held:
+        record_task_id(ledger, local_id, task_id, price=request.price, out_dir=out_dir)
     try:
-        task_id = client.submit(request)
+        held.deliver()
+    except STOPS as stop:
+        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="submitting") from None
+    return local_id, task_id
+
+
+def _post(client: ApiClient, ledger: Ledger, local_id: int, request: GenerationRequest) -> str:
+    """Send the request; record in the ledger what a failure means for the user's money."""
+    try:
+        return client.submit(request)
     except MaybeChargedError as exc:
         ledger.set_state(local_id, OUTCOME_UNKNOWN, exc.message)
         exc.hint = f"it is recorded as task {local_id} in `soul history`; " + (exc.hint or "")
         raise
     except SoulError as exc:
         # Refused or never sent: the server took nothing, so nothing was charged.
-        ledger.set_state(local_id, FAILED, f"not submitted: {exc.message}")
+        ledger.set_refused(local_id, f"not submitted: {exc.message}")
         raise
-    except (KeyboardInterrupt, Terminated) as exc:
-        ledger.set_state(
-            local_id,
-            OUTCOME_UNKNOWN,
-            "interrupted while submitting; the request may have been charged",
-        )
-        code = ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED
+    except STOPS as stop:
+        message = f"{stop_word(stop)} while submitting; the request may have been charged"
+        ledger.set_state(local_id, OUTCOME_UNKNOWN, message)
         raise SoulError(
-            "interrupted while submitting; the request may have been charged",
+            message,
             hint=f"it is recorded as task {local_id} in `soul history`",
-            exit_code=code,
+            exit_code=stop_exit_code(stop),
         ) from None
-    ledger.set_remote_id(local_id, task_id)
-    return local_id, task_id
+
+
+def record_task_id(
+    ledger: Ledger, local_id: int, task_id: str, *, price: Decimal, out_dir: str | None
+) -> None:
+    """Write the task id to the ledger, or failing that to the journal, and never lose it."""
+    try:
+        ledger.set_remote_id(local_id, task_id)
+        return
+    except ConfigError as exc:
+        problem = exc.message
+    kept = "the next soul run records it"
+    where = ledger.journal
+    try:
+        if where is None:
+            raise OSError("no journal beside this ledger")
+        journal.append(where, {"ledger_row": local_id, "task_id": task_id})
+    except OSError as exc:
+        kept = f"it could not be kept anywhere either ({exc}): note the id"
+    raise TaskUnrecordedError(
+        f"task {task_id} was submitted and charged ({format_ptc(price)} PTC), "
+        f"but the task ledger cannot record it: {problem}",
+        task_id=task_id,
+        hint=f"get its images with `{resume_command(task_id, out_dir)}`; {kept}",
+    )

@@ -124,18 +124,32 @@ def out_dir(tmp_path: Path) -> Path:
 def invoke(
     *args: str, stdin: str | bytes | None = None, env: dict[str, str | None] | None = None
 ) -> Result:
-    """Run soul in-process through its real entry point (error boundary included)."""
+    """Run soul in-process through its real entry point (error boundary included).
+
+    soul's main() installs its signal handlers and, at the end, blocks SIGINT and
+    SIGTERM until the process exits; both are put back, or every soul this test
+    process starts later would inherit the blocked signals.
+    """
+    import signal
+
     from typer.testing import CliRunner
 
     from soulcli.cli import main
 
     runner = CliRunner()
+    stops = {signal.SIGINT, signal.SIGTERM}
+    handlers = {signum: signal.getsignal(signum) for signum in stops}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
     with runner.isolation(input=stdin, env=env) as (out, err, _):
         try:
             main(list(args))
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         result = Result(
             code,
             out.getvalue().decode("utf-8", "replace"),

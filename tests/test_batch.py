@@ -136,7 +136,7 @@ def test_killed_batch_resumes_with_zero_duplicate_posts(
     fake.settings.run_seconds = 0.3
     resumed = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
     assert resumed.code == 0, resumed.stderr
-    assert "3 to submit" in resumed.stderr and "3 to resume" in resumed.stderr
+    assert "0 already done, 3 new (0.3 PTC), 3 to resume" in resumed.stderr
     assert fake.post_count() == 6  # every line sent exactly once across both runs
     assert len(resumed.lines) == 24
     assert len({json.loads(r.body)["prompt"] for r in fake.requests("POST")}) == 6
@@ -168,7 +168,7 @@ def test_a_refused_line_fails_the_batch_and_is_sent_again_next_time(
     assert "line 1 failed" in result.stderr
     retry = run_soul("batch", str(batch), "-o", str(out_dir), fake=fake)
     assert retry.code == 0, retry.stderr
-    assert "1 to submit" in retry.stderr  # the refused line was never charged: send it
+    assert "1 already done, 1 new (0.1 PTC)" in retry.stderr  # refused: never charged, send it
     assert fake.post_count() == 3
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,15 +26,18 @@ from soulcli.options import (
 
 if TYPE_CHECKING:
     from soulcli.batchfile import BatchLine
+    from soulcli.batchplan import Item, Plan
     from soulcli.client import ApiClient
     from soulcli.commands.batch_progress import BatchProgress
     from soulcli.commands.common import Outcome
     from soulcli.downloads import ImageDownloader
     from soulcli.ledger import Ledger, TaskRecord
     from soulcli.limiter import AdaptiveLimit
+    from soulcli.models import GenerationRequest
 
 DEFAULT_CONCURRENCY = 4
-FINAL_STATES = ("completed", "partial", "failed")
+RUNNING_ELSEWHERE = "running elsewhere"
+UNRECORDED = "unrecorded"
 
 
 def batch(
@@ -71,6 +73,14 @@ def batch(
             help="Continue an earlier run of this file (re-running the same file does this too).",
         ),
     ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Pay again for lines already sent: submit every line anew, with new "
+            "random seeds where none is given.",
+        ),
+    ] = False,
     yes: YesOption = False,
     timeout: TimeoutOption = None,
 ) -> None:
@@ -86,11 +96,14 @@ def batch(
         decode_batch,
         parse_batch,
     )
+    from soulcli.batchplan import Item, make_plan
     from soulcli.config import check_base_url, effective_settings, parse_ptc
     from soulcli.errors import ConfigError
     from soulcli.ledger import Ledger
     from soulcli.models import format_ptc
 
+    if resume and again:
+        raise UsageError("--resume and --again contradict each other; choose one")
     settings = effective_settings()
     source = "stdin" if file == "-" else file
     data = read_batch_bytes(file)
@@ -118,42 +131,37 @@ def batch(
     with Ledger.open() as ledger:
         key = batch_key(text, defaults)
         batch_id = ledger.find_batch(key)
-        if resume and batch_id is None:
+        plan = make_plan(ledger, lines, again=again, legacy_batch_id=batch_id)
+        if resume and not plan.seen_before:
             raise UsageError(
                 f"no earlier run of {source} with these options to resume",
                 hint="run it without --resume to start it",
             )
-        earlier = ledger.batch_tasks(batch_id) if batch_id is not None else {}
-        plan = Plan.make(lines, earlier)
-        cost = sum((line.request.price for line in plan.to_submit), Decimal(0))
-        ui.say(
-            f"soul: batch of {len(lines)} prompts from {source}: {len(plan.to_submit)} to "
-            f"submit ({format_ptc(cost)} PTC), {len(plan.to_resume)} to resume, "
-            f"{len(plan.done)} already done"
-            + (f", {len(plan.unknown)} left alone (may have been charged)" if plan.unknown else "")
-        )
+        cost = plan.cost
+        ui.say(f"soul: batch of {len(lines)} prompts from {source}: {describe_plan(plan)}")
         if ceiling is not None and cost > ceiling:
             raise SoulError(
                 f"this batch would cost {format_ptc(cost)} PTC, above --max-cost "
                 f"{format_ptc(ceiling)}; nothing was sent",
                 exit_code=ExitCode.DECLINED,
             )
-        if plan.to_submit:
+        if plan.new:
             from soulcli.commands.generate import confirm_price
 
             confirm_price(cost, settings.confirm_above, yes=yes)
-        for line in plan.to_submit + [item.line for item in plan.to_resume]:
+        for line in plan.new + [item.line for item in plan.to_resume]:
             out_dir_of(line)  # create and check every output directory before paying
         for record, line in plan.done:
             emit_record(record, line, as_json=json_)
         results: list[tuple[BatchLine, str, str]] = [
             (line, record.state, record.error or "") for record, line in plan.done
         ]
+        results += [(line, RUNNING_ELSEWHERE, elsewhere(record)) for record, line in plan.elsewhere]
         results += [
             (line, "outcome_unknown", record.error or "may have been charged")
             for record, line in plan.unknown
         ]
-        work = plan.to_resume + [Item(line, None) for line in plan.to_submit]
+        work = plan.to_resume + [Item(line) for line in plan.new]
         code = ExitCode.OK
         spent_now = Decimal(0)
         if work:
@@ -181,8 +189,34 @@ def batch(
             hint="tasks in flight are kept in the ledger and will not be sent twice",
             exit_code=code,
         )
+    if any(state == UNRECORDED for _, state, _ in results):
+        raise typer.Exit(int(ExitCode.UNRECORDED))
     if any(state != "completed" for _, state, _ in results):
         raise typer.Exit(int(ExitCode.BATCH_INCOMPLETE))
+
+
+def describe_plan(plan: Plan) -> str:
+    """`3 already done, 1 new (0.1 PTC)`, and what else the ledger says, before anything is sent."""
+    from soulcli.models import format_ptc
+
+    parts = [f"{len(plan.done)} already done", f"{len(plan.new)} new ({format_ptc(plan.cost)} PTC)"]
+    if plan.to_resume:
+        parts.append(f"{len(plan.to_resume)} to resume")
+    if plan.elsewhere:
+        pids = sorted({r.owner.pid for r, _ in plan.elsewhere if r.owner is not None})
+        parts.append(
+            f"{len(plan.elsewhere)} running elsewhere (soul process "
+            + ", ".join(str(pid) for pid in pids)
+            + ")"
+        )
+    if plan.unknown:
+        parts.append(f"{len(plan.unknown)} left alone (may have been charged)")
+    return ", ".join(parts)
+
+
+def elsewhere(record: TaskRecord) -> str:
+    pid = record.owner.pid if record.owner is not None else "?"
+    return f"soul process {pid} is running it; it is not sent twice"
 
 
 def _default_timeout() -> float:
@@ -206,39 +240,6 @@ def out_dir_of(line: BatchLine) -> Path:
     return prepare_out_dir(Path(line.out or "."))
 
 
-@dataclass
-class Item:
-    """One unit of work: a line to submit, or (with a record) one to resume."""
-
-    line: BatchLine
-    record: TaskRecord | None
-
-
-@dataclass
-class Plan:
-    """What to do with each line, given what the ledger remembers of earlier runs."""
-
-    to_submit: list[BatchLine]
-    to_resume: list[Item]
-    done: list[tuple[TaskRecord, BatchLine]]
-    unknown: list[tuple[TaskRecord, BatchLine]]
-
-    @classmethod
-    def make(cls, lines: list[BatchLine], earlier: dict[int, TaskRecord]) -> Plan:
-        plan = cls([], [], [], [])
-        for line in lines:
-            record = earlier.get(line.number)
-            if record is None or (record.state == "failed" and record.remote_id is None):
-                plan.to_submit.append(line)  # never sent (or refused): nothing was charged
-            elif record.state in FINAL_STATES:
-                plan.done.append((record, line))
-            elif record.remote_id is not None:
-                plan.to_resume.append(Item(line, record))
-            else:
-                plan.unknown.append((record, line))  # may have been charged: never re-sent
-        return plan
-
-
 def emit_record(record: TaskRecord, line: BatchLine, *, as_json: bool) -> None:
     """Print a line finished in an earlier run as if it had just finished."""
     from soulcli import ui
@@ -259,6 +260,15 @@ def emit_record(record: TaskRecord, line: BatchLine, *, as_json: bool) -> None:
     else:
         for path in record.saved_paths:
             ui.emit(path)
+
+
+class Settled(Exception):
+    """A line this run does not send after all: how it stands, for the summary."""
+
+    def __init__(self, state: str, detail: str) -> None:
+        super().__init__(state)
+        self.state = state
+        self.detail = detail
 
 
 class Runner:
@@ -289,13 +299,17 @@ class Runner:
         self.as_json = as_json
         self.timeout = timeout
         self.stop = threading.Event()  # Ctrl-C: stop everything
-        self.no_new_submits = threading.Event()  # a refusal that every later line would share
+        # A refusal that every later line would share (bad key, no balance, a ledger that
+        # cannot be written): once set, no new line is sent; `why_no_new` says why.
+        self.no_new_submits = threading.Event()
+        self.why_no_new = ""
         self.limit: AdaptiveLimit = AdaptiveLimit(concurrency)
         self.progress: BatchProgress = BatchProgress(
             total, already_done=already_done, live=ui.stderr_is_terminal()
         )
         self.stop_code = ExitCode.OK
         client.on_rate_limited = self.limit.throttle
+        client.sleep = self._sleep  # a retry's back-off ends when the batch is stopped
 
     def run(self, items: list[Item]) -> list[tuple[BatchLine, str, str]]:
         import queue
@@ -303,7 +317,7 @@ class Runner:
 
         from soulcli import ui
         from soulcli.downloads import ImageDownloader
-        from soulcli.errors import Terminated
+        from soulcli.errors import STOPS, stop_exit_code
 
         pending: queue.SimpleQueue[Item] = queue.SimpleQueue()
         for item in items:
@@ -333,10 +347,9 @@ class Runner:
                             break
                         except TimeoutError:
                             continue
-            except (KeyboardInterrupt, Terminated) as exc:
+            except STOPS as stop:
                 self.stop.set()
-                terminated = isinstance(exc, Terminated)
-                self.stop_code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+                self.stop_code = stop_exit_code(stop)
                 ui.say("soul: stopping: tasks in flight stay in the ledger")
             pool.shutdown(wait=True)
         while True:
@@ -361,37 +374,55 @@ class Runner:
         )
 
     def _sleep(self, seconds: float) -> None:
+        from soulcli.errors import Interrupted
+
         if self.stop.wait(seconds):
-            raise KeyboardInterrupt  # ends this task's wait like Ctrl-C would, in this thread
+            raise Interrupted()  # ends this task's wait like Ctrl-C would, in this thread
+
+    def _stop_new_submits(self, why: str) -> None:
+        self.why_no_new = self.why_no_new or why
+        self.no_new_submits.set()
 
     def _one(self, item: Item, downloader: ImageDownloader) -> tuple[BatchLine, str, str]:
         from soulcli.errors import (
             AuthError,
             BalanceError,
+            ConfigError,
             MaybeChargedError,
             TaskStoppedError,
+            TaskUnrecordedError,
             UnreachableError,
         )
 
         line = item.line
         if item.record is None and self.no_new_submits.is_set():
-            return line, "not sent", "an earlier line was refused"
+            return line, "not sent", self.why_no_new
         if not self.limit.acquire(self.stop):
             return line, "not started", "the batch was stopped"
         self.progress.started(
             line.number, line.request.prompt, item.record.remote_id if item.record else None
         )
         try:
-            outcome = self._submit_and_follow(item, downloader)
+            outcome, request = self._submit_and_follow(item, downloader)
+        except Settled as settled:
+            self.progress.finished(line.number, settled.state, settled.detail)
+            return line, settled.state, settled.detail
         except MaybeChargedError as exc:
             self.progress.finished(line.number, "outcome_unknown", exc.message)
             return line, "outcome_unknown", exc.message
+        except TaskUnrecordedError as exc:
+            # Charged, but the ledger cannot be written: send nothing more, say the id.
+            self._stop_new_submits("the task ledger cannot be written")
+            self.progress.charged(line.request.price)
+            detail = f"task {exc.task_id} was charged but not recorded; {exc.hint}"
+            self.progress.finished(line.number, UNRECORDED, detail)
+            return line, UNRECORDED, detail
         except TaskStoppedError as exc:
             state = "timed_out" if exc.exit_code == ExitCode.TIMEOUT else "interrupted"
             self.progress.finished(line.number, state, exc.message)
             return line, state, exc.message
-        except (AuthError, BalanceError, UnreachableError) as exc:
-            self.no_new_submits.set()
+        except (AuthError, BalanceError, UnreachableError, ConfigError) as exc:
+            self._stop_new_submits(f"an earlier line failed: {exc.message}")
             self.progress.finished(line.number, "failed", exc.message)
             return line, "failed", exc.message
         except SoulError as exc:
@@ -402,30 +433,44 @@ class Runner:
         state = outcome.status
         detail = ", ".join(f"image {m.index}: {m.status}" for m in outcome.missing)
         self.progress.finished(line.number, state, detail)
-        self._emit(line, outcome)
+        self._emit(line, request, outcome)
         return line, state, detail
 
-    def _submit_and_follow(self, item: Item, downloader: ImageDownloader) -> Outcome:
+    def _submit_and_follow(
+        self, item: Item, downloader: ImageDownloader
+    ) -> tuple[Outcome, GenerationRequest]:
+        """Claim and send a new line (or take over a resumed one), then follow its task."""
         from soulcli.commands.common import FollowOptions, Tracked, follow_task
+        from soulcli.ledger import AlreadyClaimed
         from soulcli.models import format_ptc
         from soulcli.submit import submit_recorded
 
         line = item.line
         out_dir = out_dir_of(line)
-        if item.record is not None and item.record.remote_id is not None:
-            local_id, task_id = item.record.id, item.record.remote_id
-        else:
-            local_id, task_id = submit_recorded(
-                self.client,
-                self.ledger,
-                line.request,
-                out_dir=str(out_dir),
-                api_host=self.api_host,
-                batch_id=self.batch_id,
-                batch_line=line.number,
-                image_stem=line.name,
-            )
-            self.progress.submitted(line.number, task_id, line.request.price)
+        if item.record is None:
+            try:
+                local_id, task_id = submit_recorded(
+                    self.client,
+                    self.ledger,
+                    line.request,
+                    out_dir=str(out_dir),
+                    api_host=self.api_host,
+                    batch_id=self.batch_id,
+                    batch_line=line.number,
+                    image_stem=line.name,
+                    line_key=line.key,
+                )
+            except AlreadyClaimed as claimed:
+                # Another run claimed the line after this one planned it.
+                item = self._claimed_elsewhere(line, claimed.record)
+            else:
+                self.progress.submitted(line.number, task_id, line.request.price)
+        if item.record is not None:
+            holder = self.ledger.take_over(item.record.id)
+            if holder is not None:
+                raise Settled(RUNNING_ELSEWHERE, elsewhere(item.record))
+            local_id, task_id = item.record.id, str(item.record.remote_id)
+        request = item.request
         options = FollowOptions(
             show_spinner=False,
             on_update=lambda snapshot: self.progress.updated(line.number, snapshot),
@@ -434,17 +479,32 @@ class Runner:
             downloader=downloader,
             just_submitted=item.record is None,
         )
-        return follow_task(
+        outcome = follow_task(
             self.client,
             task_id,
             out_dir=out_dir,
             timeout=self.timeout,
-            price=format_ptc(line.request.price),
-            tracked=Tracked(self.ledger, local_id, line.request),
+            price=format_ptc(request.price),
+            tracked=Tracked(self.ledger, local_id, request),
             options=options,
         )
+        return outcome, request
 
-    def _emit(self, line: BatchLine, outcome: Outcome) -> None:
+    def _claimed_elsewhere(self, line: BatchLine, record: TaskRecord) -> Item:
+        """A line another run claimed first: resume what it left, or report how it stands."""
+        from soulcli.batchplan import DONE, ELSEWHERE, RESUME, Item, holder_kind
+
+        kind = holder_kind(record)
+        if kind == RESUME:
+            return Item(line, record)
+        if kind == DONE:
+            emit_record(record, line, as_json=self.as_json)
+            raise Settled(record.state, record.error or "")
+        if kind == ELSEWHERE:
+            raise Settled(RUNNING_ELSEWHERE, elsewhere(record))
+        raise Settled("outcome_unknown", record.error or "may have been charged")
+
+    def _emit(self, line: BatchLine, request: GenerationRequest, outcome: Outcome) -> None:
         from soulcli import ui
         from soulcli.commands.common import request_json
 
@@ -454,7 +514,7 @@ class Runner:
                     "line": line.number,
                     "task_id": outcome.snapshot.task_id,
                     "status": outcome.status,
-                    **request_json(line.request),
+                    **request_json(request),
                     "images": outcome.images_json(),
                     "missing": outcome.missing_json(),
                 }
@@ -483,7 +543,7 @@ def summarize(results: list[tuple[BatchLine, str, str]], source: str, spent_now:
         if state != "completed":
             ui.say(
                 f"soul:   line {line.number} {state}: {shorten(line.request.prompt, 40)!r}"
-                + (f" ({one_line(detail, 160)})" if detail else "")
+                + (f" ({one_line(detail, 300)})" if detail else "")
             )
 
 

@@ -67,9 +67,14 @@ class BatchProgress:
         if resumed_task:
             self._log(f"line {number}: resuming task {resumed_task}")
 
-    def submitted(self, number: int, task_id: str, price: Decimal) -> None:
+    def charged(self, price: Decimal) -> None:
+        """Count a request the server took, whatever happens to it next."""
         with self._lock:
             self.spent += price
+
+    def submitted(self, number: int, task_id: str, price: Decimal) -> None:
+        self.charged(price)
+        with self._lock:
             if number in self.running:
                 self.running[number].task_id = task_id
                 self.running[number].phase = "queued"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from soulcli import ui
 from soulcli.config import Settings, check_base_url, require_api_key
-from soulcli.errors import ExitCode, SoulError, TaskStoppedError, Terminated
+from soulcli.errors import STOPS, ConfigError, ExitCode, SoulError, TaskStoppedError, resume_command
 from soulcli.text import one_line
 
 if TYPE_CHECKING:
@@ -28,26 +28,6 @@ def open_client(settings: Settings) -> ApiClient:
     from soulcli.client import ApiClient
 
     return ApiClient(base_url, api_key)
-
-
-def resume_command(task_id: str, out_dir: Path | None) -> str:
-    command = f"soul fetch {shlex.quote(task_id)} --wait"
-    if out_dir is not None:
-        command += f" --out {shlex.quote(str(out_dir))}"
-    return command
-
-
-def stopped(
-    task_id: str, out_dir: Path | None, *, terminated: bool, doing: str
-) -> TaskStoppedError:
-    """The error for Ctrl-C or SIGTERM while a task is under way: id and resume command."""
-    error = TaskStoppedError(
-        f"interrupted while {doing} task {task_id}; it goes on on the server",
-        task_id=task_id,
-        exit_code=ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED,
-    )
-    error.hint = f"resume with `soul fetch`, or `{resume_command(task_id, out_dir)}`"
-    return error
 
 
 @dataclass
@@ -118,7 +98,7 @@ class FollowOptions:
 
     show_spinner: bool = True
     on_update: Callable[[TaskSnapshot], None] | None = None
-    # A batch passes a sleep that raises KeyboardInterrupt when the batch is stopped.
+    # A batch passes a sleep that raises Interrupted when the batch is stopped.
     sleep: Callable[[float], None] = time.sleep
     stem: str | None = None  # image file stem instead of the task id
     downloader: ImageDownloader | None = None  # shared by a batch's tasks
@@ -138,9 +118,37 @@ def follow_task(
     options: FollowOptions | None = None,
 ) -> Outcome:
     """Wait for (or look at) a task, save its images with sidecars, and update the ledger."""
-    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, SUBMITTED, TIMED_OUT
 
     options = options or FollowOptions()
+    try:
+        outcome = _follow(
+            client,
+            task_id,
+            out_dir=out_dir,
+            timeout=timeout,
+            price=price,
+            wait=wait,
+            tracked=tracked,
+            options=options,
+        )
+    except STOPS as stop:  # between the steps below: still say which task and how to resume
+        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="following") from None
+    return outcome
+
+
+def _follow(
+    client: ApiClient,
+    task_id: str,
+    *,
+    out_dir: Path | None,
+    timeout: float,
+    price: str,
+    wait: bool,
+    tracked: Tracked | None,
+    options: FollowOptions,
+) -> Outcome:
+    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, SUBMITTED, TIMED_OUT
+
     if tracked is not None and out_dir is not None and not options.previews:
         record = tracked.ledger.get(tracked.local_id)
         if record is not None:
@@ -158,11 +166,11 @@ def follow_task(
         )
     except TaskStoppedError as exc:
         if tracked is not None and exc.exit_code == ExitCode.TIMEOUT:
-            tracked.ledger.set_state(tracked.local_id, TIMED_OUT, exc.message)
+            _best_effort(tracked.ledger.set_state, tracked.local_id, TIMED_OUT, exc.message)
         raise
     except SoulError as exc:
         if tracked is not None:
-            tracked.ledger.set_error(tracked.local_id, exc.message)
+            _best_effort(tracked.ledger.set_error, tracked.local_id, exc.message)
         raise
     if tracked is not None and outcome.snapshot.finished:
         nothing_to_save = outcome.snapshot.done_count == 0
@@ -173,15 +181,26 @@ def follow_task(
                 ExitCode.TASK_FAILED: FAILED,
             }.get(outcome.exit_code)
             if state is None:  # downloads failed: leave it resumable
-                tracked.ledger.set_results(
+                _best_effort(
+                    tracked.ledger.set_results,
                     tracked.local_id,
                     SUBMITTED,
                     outcome.ledger_images(),
                     "some images could not be downloaded",
                 )
             else:
-                tracked.ledger.set_results(tracked.local_id, state, outcome.ledger_images())
+                _best_effort(
+                    tracked.ledger.set_results, tracked.local_id, state, outcome.ledger_images()
+                )
     return outcome
+
+
+def _best_effort(write: Callable[..., None], *args: Any) -> None:
+    """A ledger write after the task id is recorded: if it fails, the row stays resumable."""
+    try:
+        write(*args)
+    except ConfigError as exc:
+        ui.warn(f"{exc.message}; `soul fetch` checks this task again later")
 
 
 def _wait_and_save(
@@ -230,10 +249,8 @@ def _wait_and_save(
                 doing = "downloading the images of"
                 line.downloading = True
                 outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir, request, options)
-    except KeyboardInterrupt:
-        raise stopped(task_id, out_dir, terminated=False, doing=doing) from None
-    except Terminated:
-        raise stopped(task_id, out_dir, terminated=True, doing=doing) from None
+    except STOPS as stop:
+        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing=doing) from None
     except TaskStoppedError as exc:
         exc.hint = f"resume with: {resume_command(task_id, out_dir)}"
         raise

@@ -78,11 +78,11 @@ def resume(
         request_json,
     )
     from soulcli.downloads import prepare_out_dir
-    from soulcli.ledger import OUTCOME_UNKNOWN, UNFINISHED
+    from soulcli.ledger import OUTCOME_UNKNOWN
     from soulcli.models import format_ptc
     from soulcli.text import shorten
 
-    record = ledger.newest() if last else ledger.newest(UNFINISHED)
+    record = ledger.newest() if last else _next_to_resume(ledger)
     if record is None:
         what = "no task in the ledger yet" if last else "no unfinished task to resume"
         raise SoulError(what, hint="see `soul history`", exit_code=ExitCode.NOT_FOUND)
@@ -96,6 +96,12 @@ def resume(
     out_dir = prepare_out_dir(Path(out or record.out_dir or ".").expanduser())
     if last and _already_saved(record, out_dir):
         raise typer.Exit(int(report_record(record, as_json=as_json)))
+    if last and (holder := ledger.take_over(record.id)) is not None:
+        raise SoulError(
+            f"task {record.remote_id} is being followed by soul process {holder.pid}",
+            hint="it saves the images itself; see `soul history` when it is done",
+            exit_code=ExitCode.NOT_FOUND,
+        )
     ui.say(
         f"soul: resuming task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}"
     )
@@ -112,6 +118,24 @@ def resume(
     code = report(outcome, as_json=as_json, extra=request_json(record.request()))
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
+
+
+def _next_to_resume(ledger: Ledger) -> TaskRecord | None:
+    """The newest unfinished task that no other live soul process is following, now ours."""
+    busy: list[str] = []
+    for record in ledger.unfinished():
+        holder = ledger.take_over(record.id)
+        if holder is None:
+            return record
+        busy.append(f"task {record.remote_id} (soul process {holder.pid})")
+    if busy:
+        raise SoulError(
+            "no unfinished task to resume: other soul processes are following "
+            + ", ".join(busy[:3])
+            + (f" and {len(busy) - 3} more" if len(busy) > 3 else ""),
+            exit_code=ExitCode.NOT_FOUND,
+        )
+    return None
 
 
 def _already_saved(record: TaskRecord, out_dir: Path) -> bool:
@@ -184,9 +208,9 @@ def by_id(
         open_client,
         report,
         request_json,
-        resume_command,
     )
     from soulcli.downloads import prepare_out_dir
+    from soulcli.errors import resume_command
     from soulcli.models import format_ptc, valid_task_id
 
     record = ledger.get(task_id)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from soulcli.commands import new_app
-from soulcli.errors import ExitCode, SoulError, UsageError
+from soulcli.errors import STOPS, ExitCode, SoulError, TaskStoppedError, UsageError
 from soulcli.models import SUBMIT_PATH
 from soulcli.options import (
     EnhanceOption,
@@ -130,23 +130,28 @@ def generate(
             out_dir=str(out_dir),
             api_host=api_host,
         )
-        ui.say(f"soul: task {task_id} submitted")
-        if no_wait:
-            if json_:
-                ui.emit_json({"task_id": task_id, "status": "submitted", **request_json(request)})
-            else:
-                ui.emit(task_id)
-            return
-        outcome = follow_task(
-            client,
-            task_id,
-            out_dir=out_dir,
-            timeout=timeout or _default_timeout(),
-            price=price,
-            tracked=Tracked(ledger, local_id, request),
-            options=FollowOptions(just_submitted=True),
-        )
-    code = report(outcome, as_json=json_, extra=request_json(request))
+        try:
+            ui.say(f"soul: task {task_id} submitted")
+            if no_wait:
+                if json_:
+                    ui.emit_json(
+                        {"task_id": task_id, "status": "submitted", **request_json(request)}
+                    )
+                else:
+                    ui.emit(task_id)
+                return
+            outcome = follow_task(
+                client,
+                task_id,
+                out_dir=out_dir,
+                timeout=timeout or _default_timeout(),
+                price=price,
+                tracked=Tracked(ledger, local_id, request),
+                options=FollowOptions(just_submitted=True),
+            )
+            code = report(outcome, as_json=json_, extra=request_json(request))
+        except STOPS as stop:  # the task exists: the last line names it and how to resume
+            raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="following") from None
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
 

@@ -1,0 +1,196 @@
+"""Ctrl-C and SIGTERM anywhere: one line on stderr, exit 130 or 143, the task id once it exists."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from soulcli.fake302 import Fake302
+from tests.conftest import SOUL, run_soul, soul_env, wait_until
+
+CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler yet (Python installs none by itself)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def start(*args: str, fake: Fake302 | None = None, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(SOUL), *args],
+        env=soul_env(fake, **env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    stdout, stderr = proc.communicate(timeout=30)
+    text = stderr.decode()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    return proc.returncode, stdout.decode(), text
+
+
+def ledger_rows(isolated_dirs: Path) -> list[tuple[str, str | None, str | None]]:
+    path = isolated_dirs / "data" / "tasks.db"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        return list(db.execute("SELECT state, remote_id, error FROM tasks ORDER BY id"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_soul_is_still_loading(how: int) -> None:
+    for _ in range(3):
+        proc = start("styles", "--search", "y2k")
+        # The moment soul's first code runs, it handles SIGTERM; the imports follow.
+        while not handles_sigterm(proc.pid) and proc.poll() is None:
+            time.sleep(0.0005)
+        proc.send_signal(how)
+        code, _, stderr = finish(proc)
+        if code == 0:  # it finished loading and printing first: nothing to check this time
+            continue
+        assert code == CODES[how]
+        assert stderr == f"soul: error: {WORDS[how]}\n"
+        return
+    pytest.fail("soul always finished before the signal arrived")
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_reading_the_prompt_from_stdin(fake: Fake302, how: int) -> None:
+    proc = start("generate", "-", fake=fake)
+    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    time.sleep(0.5)  # loaded, parsed, and now blocked reading stdin
+    proc.send_signal(how)
+    code, stdout, stderr = finish(proc)
+    assert code == CODES[how]
+    assert stderr == f"soul: error: {WORDS[how]}\n" and stdout == ""
+    assert fake.requests() == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_right_after_the_submit_names_the_task(
+    fake: Fake302, isolated_dirs: Path, out_dir: Path, how: int
+) -> None:
+    proc = start("generate", "a dog", "-o", str(out_dir), fake=fake, SOUL_POLL_SCALE="1")
+    assert proc.stderr is not None
+    while b"submitted" not in (line := proc.stderr.readline()):
+        assert line, "soul ended before submitting"
+    proc.send_signal(how)  # the first poll is a second away
+    code, _, stderr = finish(proc)
+    task_id = next(iter(fake.state.tasks))
+    assert code == CODES[how]
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and task_id in errors[0]
+    assert f"soul fetch {task_id} --wait --out {out_dir.resolve()}" in errors[0]
+    assert ledger_rows(isolated_dirs) == [("submitted", task_id, None)]
+    assert fake.post_count() == 1
+
+
+def test_ctrl_c_during_a_429_back_off_is_not_charged(
+    fake: Fake302, isolated_dirs: Path, out_dir: Path
+) -> None:
+    fake.settings.retry_after = "20"
+    fake.state.inject("submit", "429")
+    proc = start("generate", "a dog", "-o", str(out_dir), fake=fake)
+    wait_until(lambda: fake.post_count() == 1, "the first POST")
+    time.sleep(0.3)  # the 429 came back; soul is waiting to try again
+    proc.send_signal(signal.SIGINT)
+    code, _, stderr = finish(proc)
+    assert code == 130
+    assert "nothing was charged" in stderr and "may have been charged" not in stderr
+    [(state, remote_id, error)] = ledger_rows(isolated_dirs)
+    assert state == "failed" and remote_id is None and str(error).startswith("not submitted")
+    history = run_soul("history", "--json", fake=fake)
+    assert json.loads(history.stdout)[0]["state"] == "failed"
+    assert "possibly charged" not in run_soul("history", fake=fake).stdout
+    assert fake.state.tasks == {}
+
+
+def test_ctrl_c_at_any_moment_of_a_generate(
+    fake: Fake302, isolated_dirs: Path, out_dir: Path
+) -> None:
+    """Whenever it lands: one error line, 130, and a task the server made is never lost."""
+    fake.settings.image_size = 512 * 1024
+    fake.settings.bandwidth = 2 * 1024 * 1024
+    rng = random.Random(8)
+    for attempt in range(12):
+        tasks_before = set(fake.state.tasks)
+        target = out_dir / str(attempt)
+        proc = start("generate", f"a dog {attempt}", "-o", str(target), fake=fake)
+        time.sleep(rng.uniform(0.0, 2.0))
+        proc.send_signal(signal.SIGINT)
+        code, stdout, stderr = finish(proc)
+        new_tasks = set(fake.state.tasks) - tasks_before
+        errors = [line for line in stderr.splitlines() if line.startswith("soul: error:")]
+        if code == 0:
+            assert errors == [] and len(stdout.splitlines()) == 4
+            continue
+        assert code == 130, stderr
+        assert len(errors) == 1, stderr
+        rows = ledger_rows(isolated_dirs)
+        recorded = {remote_id for _, remote_id, _ in rows}
+        for task_id in new_tasks:
+            # Either soul knows the id (in the ledger and in its last line), or the signal
+            # cut the POST itself and the row says the request may have been charged.
+            if task_id in recorded:
+                assert task_id in errors[0] and "soul fetch" in errors[0]
+            else:
+                assert rows[-1][0] == "outcome_unknown" and "may have been charged" in errors[0]
+        if target.exists():
+            assert [p.name for p in target.iterdir() if p.suffix not in (".png", ".json")] == []
+
+
+def test_signals_blocked_by_the_parent_still_stop_soul(fake: Fake302) -> None:
+    def block() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    proc = subprocess.Popen(
+        [str(SOUL), "generate", "-"],
+        env=soul_env(fake),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=block,
+    )
+    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    code, _, stderr = finish(proc)
+    assert code == 130 and stderr == "soul: error: interrupted\n"
+
+
+def test_an_ignored_sigint_stays_ignored(fake: Fake302) -> None:
+    """A background job of a script starts with SIGINT ignored; soul leaves it so."""
+    proc = subprocess.Popen(
+        [str(SOUL), "generate", "-"],
+        env=soul_env(fake),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None  # still reading its prompt
+    proc.send_signal(signal.SIGTERM)
+    code, _, stderr = finish(proc)
+    assert code == 143 and stderr == "soul: error: terminated\n"
