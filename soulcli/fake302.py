@@ -579,6 +579,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return  # a client that went away (Ctrl-C, kill -9) is normal here
+        print(f"fake302: {type(error).__name__}: {error}", file=sys.stderr)
+
 
 class Fake302:
     """Both fake servers; use as a context manager or call start()/stop()."""

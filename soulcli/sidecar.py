@@ -43,7 +43,8 @@ def write_sidecar(
     if request is not None:
         payload.update(request_fields(request))
     target = sidecar_path(image)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # Named like the image's own temp files, so a run after a kill -9 removes it too.
+    tmp = image.with_name(f".{image.stem}.{os.getpid()}.sidecar.part")
     data = (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     try:
         with open(tmp, "wb") as handle:
