@@ -321,31 +321,26 @@ class Ledger:
         """
         now = time.time()
         owner = me()
-        try:
-            return self._write(
-                "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt, style_id,"
-                " style_name, aspect_ratio, quality, seed, enhance_prompt, price_ptc, api_host,"
-                " out_dir, state, pid, pid_started, batch_id, batch_line, image_stem, line_key)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (now, now, request.prompt, request.negative_prompt, request.style_id,
-                 request.style_name, request.aspect_ratio, request.quality, request.seed,
-                 int(request.enhance_prompt), str(request.price), api_host, out_dir, SUBMITTING,
-                 owner.pid, owner.started, batch_id, batch_line, image_stem, line_key),
-                conflict=line_key is not None,
-            )  # fmt: skip
-        except sqlite3.IntegrityError:
-            holder = self.claims([line_key or ""]).get(line_key or "")
-            if holder is None:  # released between the insert and this read: try once more
-                return self.add(
-                    request,
-                    out_dir=out_dir,
-                    api_host=api_host,
-                    batch_id=batch_id,
-                    batch_line=batch_line,
-                    image_stem=image_stem,
-                    line_key=line_key,
-                )
-            raise AlreadyClaimed(holder) from None
+        while True:
+            try:
+                return self._write(
+                    "INSERT INTO tasks (created_at, updated_at, prompt, negative_prompt,"
+                    " style_id, style_name, aspect_ratio, quality, seed, enhance_prompt,"
+                    " price_ptc, api_host, out_dir, state, pid, pid_started, batch_id,"
+                    " batch_line, image_stem, line_key)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (now, now, request.prompt, request.negative_prompt, request.style_id,
+                     request.style_name, request.aspect_ratio, request.quality, request.seed,
+                     int(request.enhance_prompt), str(request.price), api_host, out_dir,
+                     SUBMITTING, owner.pid, owner.started, batch_id, batch_line, image_stem,
+                     line_key),
+                    conflict=line_key is not None,
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                holder = self.claims([str(line_key)]).get(str(line_key))
+                if holder is not None:
+                    raise AlreadyClaimed(holder) from None
+                # Released between the insert and this read (a refusal): claim it now.
 
     def claims(self, line_keys: list[str]) -> dict[str, TaskRecord]:
         """The row holding each batch line that has one (its claim not released)."""

@@ -7,10 +7,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from soulcli.errors import ExitCode, Interrupted, Terminated
+from soulcli.errors import STOPS, ExitCode, Interrupted, TaskStoppedError, Terminated
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -94,3 +95,14 @@ def held(last_words: str = "") -> Iterator[Held]:
     finally:
         for each, handler in previous.items():
             signal.signal(each, signal.SIG_DFL if handler is None else handler)
+
+
+@contextmanager
+def naming_task(
+    task_id: str, out_dir: Path | str | None, doing: str = "following"
+) -> Iterator[None]:
+    """Turn a stop inside the block into an error that names the task and how to resume it."""
+    try:
+        yield
+    except STOPS as stop:
+        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing=doing) from None

@@ -16,7 +16,6 @@ from soulcli.errors import (
     ConfigError,
     MaybeChargedError,
     SoulError,
-    TaskStoppedError,
     TaskUnrecordedError,
     resume_command,
     stop_exit_code,
@@ -56,10 +55,8 @@ def submit_recorded(
     resume = resume_command(task_id, out_dir)
     with signals.held(f"task {task_id} was submitted; get its images with: {resume}") as held:
         record_task_id(ledger, local_id, task_id, price=request.price, out_dir=out_dir)
-    try:
-        held.deliver()
-    except STOPS as stop:
-        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="submitting") from None
+    with signals.naming_task(task_id, out_dir, doing="submitting"):
+        held.deliver()  # a signal that came while the id was being recorded
     return local_id, task_id
 
 

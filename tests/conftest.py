@@ -116,6 +116,29 @@ def assert_clean_output(result: Result) -> None:
 
 
 @pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
+    """Mount small tmpfs file systems (a real ENOSPC when full); skips without root."""
+    mounted: list[Path] = []
+
+    def mount(name: str, options: str) -> Path:
+        mount_point = tmp_path / name
+        mount_point.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
 def out_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     return path

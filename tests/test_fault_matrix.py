@@ -11,10 +11,9 @@ import os
 import signal
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -250,21 +249,9 @@ def test_oversized_image_is_cut_off_while_streaming(fake: Fake302, out_dir: Path
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
+def small_fs(tmpfs: Callable[[str, str], Path]) -> Path:
     """A 96 KiB tmpfs: writing four images to it runs out of space (real ENOSPC)."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    return tmpfs("small", "size=96k")
 
 
 def test_disk_full_leaves_no_partial_file(
@@ -280,22 +267,13 @@ def test_disk_full_leaves_no_partial_file(
     assert ledger_states(isolated_dirs) == ["submitted"]
 
 
-def test_read_only_output_dir_is_refused_before_paying(fake: Fake302, tmp_path: Path) -> None:
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        result = run_soul("generate", "a dog", "-o", str(mount_point), fake=fake)
-        assert result.code == 14 and "not writable" in result.stderr
-        assert fake.requests() == []
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+def test_read_only_output_dir_is_refused_before_paying(
+    fake: Fake302, tmpfs: Callable[[str, str], Path]
+) -> None:
+    read_only = tmpfs("ro", "ro,size=16k")
+    result = run_soul("generate", "a dog", "-o", str(read_only), fake=fake)
+    assert result.code == 14 and "not writable" in result.stderr
+    assert fake.requests() == []
 
 
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import sqlite3
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,9 @@ from tests.conftest import run_soul, soul_env
 
 
 @pytest.fixture
-def data_fs(tmp_path: Path) -> Iterator[Path]:
+def data_fs(tmpfs: Callable[[str, str], Path]) -> Path:
     """A 2 MiB tmpfs for the ledger (SOUL_DATA_DIR), so that it can really fill up."""
-    mount_point = tmp_path / "data-fs"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    return tmpfs("data-fs", "size=2m")
 
 
 def fill(directory: Path) -> Path:

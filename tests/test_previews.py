@@ -6,7 +6,7 @@ import json
 import resource
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,9 @@ def test_a_local_write_error_is_a_download_failure_not_a_preview(
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
+def small_fs(tmpfs: Callable[[str, str], Path]) -> Path:
     """A 320 KiB tmpfs: one full image fits, four do not (a real ENOSPC)."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    return tmpfs("small", "size=320k")
 
 
 def test_a_full_disk_never_saves_previews_and_fetch_finishes_later(

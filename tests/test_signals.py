@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,20 @@ def handles_sigterm(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
-def start(*args: str, fake: Fake302 | None = None, **env: str) -> subprocess.Popen[bytes]:
+def start(
+    *args: str,
+    fake: Fake302 | None = None,
+    before: Callable[[], object] | None = None,
+    **env: str,
+) -> subprocess.Popen[bytes]:
+    """Start soul with a stdin it can wait on; `before` runs in the child before soul."""
     return subprocess.Popen(
         [str(SOUL), *args],
         env=soul_env(fake, **env),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=before,
     )
 
 
@@ -161,14 +169,7 @@ def test_signals_blocked_by_the_parent_still_stop_soul(fake: Fake302) -> None:
     def block() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
-    proc = subprocess.Popen(
-        [str(SOUL), "generate", "-"],
-        env=soul_env(fake),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=block,
-    )
+    proc = start("generate", "-", fake=fake, before=block)
     wait_until(lambda: handles_sigterm(proc.pid), "start")
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -178,13 +179,8 @@ def test_signals_blocked_by_the_parent_still_stop_soul(fake: Fake302) -> None:
 
 def test_an_ignored_sigint_stays_ignored(fake: Fake302) -> None:
     """A background job of a script starts with SIGINT ignored; soul leaves it so."""
-    proc = subprocess.Popen(
-        [str(SOUL), "generate", "-"],
-        env=soul_env(fake),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    proc = start(
+        "generate", "-", fake=fake, before=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
     wait_until(lambda: handles_sigterm(proc.pid), "start")
     time.sleep(0.3)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from soulcli import ui
+from soulcli import signals, ui
 from soulcli.config import Settings, check_base_url, require_api_key
 from soulcli.errors import STOPS, ConfigError, ExitCode, SoulError, TaskStoppedError, resume_command
 from soulcli.text import one_line
@@ -118,28 +118,14 @@ def follow_task(
     options: FollowOptions | None = None,
 ) -> Outcome:
     """Wait for (or look at) a task, save its images with sidecars, and update the ledger."""
-
     options = options or FollowOptions()
-    try:
-        outcome = _follow(
-            client,
-            task_id,
-            out_dir=out_dir,
-            timeout=timeout,
-            price=price,
-            wait=wait,
-            tracked=tracked,
-            options=options,
-        )
-    except STOPS as stop:  # between the steps below: still say which task and how to resume
-        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="following") from None
-    return outcome
+    with signals.naming_task(task_id, out_dir):
+        return _follow(client, task_id, out_dir, timeout, price, wait, tracked, options)
 
 
 def _follow(
     client: ApiClient,
     task_id: str,
-    *,
     out_dir: Path | None,
     timeout: float,
     price: str,

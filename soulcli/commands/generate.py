@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from soulcli.commands import new_app
-from soulcli.errors import STOPS, ExitCode, SoulError, TaskStoppedError, UsageError
+from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.models import SUBMIT_PATH
 from soulcli.options import (
     EnhanceOption,
@@ -65,7 +65,7 @@ def generate(
 
     Example: soul generate "a dog in the rain" --style Tokyo --ar 16:9
     """
-    from soulcli import ui
+    from soulcli import signals, ui
     from soulcli.config import check_base_url, effective_settings, require_api_key
     from soulcli.models import format_ptc
 
@@ -130,7 +130,8 @@ def generate(
             out_dir=str(out_dir),
             api_host=api_host,
         )
-        try:
+        # The task exists: a stop from here on names it and says how to resume.
+        with signals.naming_task(task_id, out_dir):
             ui.say(f"soul: task {task_id} submitted")
             if no_wait:
                 if json_:
@@ -150,8 +151,6 @@ def generate(
                 options=FollowOptions(just_submitted=True),
             )
             code = report(outcome, as_json=json_, extra=request_json(request))
-        except STOPS as stop:  # the task exists: the last line names it and how to resume
-            raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing="following") from None
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
 
