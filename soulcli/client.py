@@ -198,11 +198,15 @@ class ApiClient:
                 chunks.append(chunk)
             return ApiResponse(response.status_code, response.headers, b"".join(chunks))
 
-    def submit(self, request: GenerationRequest) -> str:
+    def submit(
+        self, request: GenerationRequest, *, on_answer: Callable[[], None] | None = None
+    ) -> str:
         """POST the request once; retry only when it certainly did not reach the server.
 
-        Ctrl-C or SIGTERM during a retry's back-off, when no request is on the wire,
-        raises SubmitStoppedError: nothing was charged.
+        `on_answer` is called the moment a 2xx answer is in hand, before its task id is
+        read (the caller holds Ctrl-C from then on). Ctrl-C or SIGTERM during a retry's
+        back-off, when no request is on the wire, raises SubmitStoppedError: nothing
+        was charged.
         """
         body = request.body()
         on_the_wire = False
@@ -228,8 +232,8 @@ class ApiClient:
                         f"{MAYBE_CHARGED}, and no task id came back",
                         hint="check your 302.AI task log before trying again",
                     ) from exc
-                on_the_wire = False
                 if response.status == 429:
+                    on_the_wire = False  # refused: nothing was created
                     self._rate_limited()
                     if last:
                         raise ServerError(
@@ -240,6 +244,8 @@ class ApiClient:
                     self.sleep(wait if wait is not None else backoff_delay(attempt, base=1.0))
                     continue
                 if 200 <= response.status < 300:
+                    if on_answer is not None:
+                        on_answer()
                     return self._task_id_from(response)
                 if response.status >= 500:
                     raise MaybeChargedError(

@@ -250,7 +250,8 @@ class Ledger:
             ledger._fold_journal()
             yield ledger
         finally:
-            connection.close()
+            with ledger._lock:  # never under a write another thread is still making
+                connection.close()
 
     @property
     def journal(self) -> Path | None:

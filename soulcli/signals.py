@@ -59,10 +59,17 @@ def _exit_at_once(signum: int, frame: FrameType | None, last_words: str = "") ->
 
 
 class Held:
-    """The signal that arrived while held, if any; deliver() raises it as it would have been."""
+    """Signals held by `held()`: the one that came, and whether they still pass for now."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_words: str) -> None:
         self.signum: int | None = None
+        # While passing, a signal acts as if nothing were held (the block is still
+        # waiting for something worth holding, such as the answer to a POST).
+        self.passing = False
+        self.last_words = last_words
+
+    def hold_from_now(self) -> None:
+        self.passing = False
 
     def deliver(self) -> None:
         """Raise the held signal now, through whatever handler is installed again."""
@@ -73,28 +80,43 @@ class Held:
 
 @contextmanager
 def held(last_words: str = "") -> Iterator[Held]:
-    """Hold Ctrl-C and SIGTERM for a short block that must not be cut in half.
+    """Hold Ctrl-C and SIGTERM for a block that must not be cut in half.
 
     Only the main thread receives signals, so elsewhere this does nothing. A second
     signal during the block stops soul at once, printing `last_words` (for example a
     task id and the command that resumes it).
     """
-    holder = Held()
+    holder = Held(last_words)
     if threading.current_thread() is not threading.main_thread():
         yield holder
         return
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        if holder.signum is not None:
-            _exit_at_once(signum, frame, last_words)
-        holder.signum = signum
+        if holder.passing:
+            _pass_on(signum, frame, previous.get(signum))
+        elif holder.signum is not None:
+            _exit_at_once(signum, frame, holder.last_words)
+        else:
+            holder.signum = signum
 
-    previous: dict[int, Any] = {each: signal.signal(each, hold) for each in STOP_SIGNALS}
+    previous: dict[int, Any] = {}
+    for each in STOP_SIGNALS:
+        previous[each] = signal.signal(each, hold)
     try:
         yield holder
     finally:
-        for each, handler in previous.items():
-            signal.signal(each, signal.SIG_DFL if handler is None else handler)
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is hold:  # a passed-on stop may have moved on since
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _pass_on(signum: int, frame: FrameType | None, handler: Any) -> None:
+    """Act on a signal as the handler that `held()` replaced would have."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler is not signal.SIG_IGN:  # the default action: end the process
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
 
 @contextmanager

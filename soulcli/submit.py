@@ -7,6 +7,7 @@ cannot be written the id goes to the journal beside it and onto stderr.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from soulcli import journal, signals
@@ -51,35 +52,59 @@ def submit_recorded(
         image_stem=image_stem,
         line_key=line_key,
     )
-    task_id = _post(client, ledger, local_id, request)
-    resume = resume_command(task_id, out_dir)
-    with signals.held(f"task {task_id} was submitted; get its images with: {resume}") as held:
+    # Ctrl-C passes while the request is on its way, and is held from the moment a 2xx
+    # answer is in hand until its task id is recorded: an id the server gave is never
+    # dropped between the two.
+    with signals.held() as held:
+        held.passing = True
+        task_id = _post(client, ledger, local_id, request, on_answer=held.hold_from_now)
+        resume = resume_command(task_id, out_dir)
+        held.last_words = f"task {task_id} was submitted; get its images with: {resume}"
         record_task_id(ledger, local_id, task_id, price=request.price, out_dir=out_dir)
     with signals.naming_task(task_id, out_dir, doing="submitting"):
         held.deliver()  # a signal that came while the id was being recorded
     return local_id, task_id
 
 
-def _post(client: ApiClient, ledger: Ledger, local_id: int, request: GenerationRequest) -> str:
+def _post(
+    client: ApiClient,
+    ledger: Ledger,
+    local_id: int,
+    request: GenerationRequest,
+    *,
+    on_answer: Callable[[], None],
+) -> str:
     """Send the request; record in the ledger what a failure means for the user's money."""
     try:
-        return client.submit(request)
+        return client.submit(request, on_answer=on_answer)
     except MaybeChargedError as exc:
-        ledger.set_state(local_id, OUTCOME_UNKNOWN, exc.message)
-        exc.hint = f"it is recorded as task {local_id} in `soul history`; " + (exc.hint or "")
+        unrecorded = _try(ledger.set_state, local_id, OUTCOME_UNKNOWN, exc.message)
+        exc.hint = (
+            unrecorded or f"it is recorded as task {local_id} in `soul history`"
+        ) + f"; {exc.hint or ''}"
         raise
     except SoulError as exc:
-        # Refused or never sent: the server took nothing, so nothing was charged.
-        ledger.set_refused(local_id, f"not submitted: {exc.message}")
+        # Refused or never sent: the server took nothing, so nothing was charged. (If the
+        # ledger cannot say so, the line stays claimed: never sent again, not re-sent.)
+        _try(ledger.set_refused, local_id, f"not submitted: {exc.message}")
         raise
     except STOPS as stop:
         message = f"{stop_word(stop)} while submitting; the request may have been charged"
-        ledger.set_state(local_id, OUTCOME_UNKNOWN, message)
+        unrecorded = _try(ledger.set_state, local_id, OUTCOME_UNKNOWN, message)
         raise SoulError(
             message,
-            hint=f"it is recorded as task {local_id} in `soul history`",
+            hint=unrecorded or f"it is recorded as task {local_id} in `soul history`",
             exit_code=stop_exit_code(stop),
         ) from None
+
+
+def _try(write: Callable[..., None], *args: object) -> str:
+    """A ledger write whose failure must not hide the error being reported: '' if it worked."""
+    try:
+        write(*args)
+    except ConfigError as exc:
+        return f"the task ledger could not record it ({exc.message})"
+    return ""
 
 
 def record_task_id(

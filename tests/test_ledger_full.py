@@ -118,3 +118,25 @@ def test_without_room_for_the_journal_the_id_is_still_printed(
     assert result.code == 17
     assert f"task {task_id} was submitted and charged" in result.stderr
     assert "note the id" in result.stderr and f"soul fetch {task_id}" in result.stderr
+
+
+def test_a_possible_charge_is_still_said_when_the_ledger_cannot_record_it(
+    fake: Fake302, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soulcli.errors import ConfigError
+    from soulcli.ledger import Ledger
+    from tests.conftest import invoke
+
+    def cannot_write(self: Ledger, *args: object) -> None:
+        raise ConfigError("cannot write to the task ledger: database or disk is full")
+
+    monkeypatch.setattr(Ledger, "set_state", cannot_write)
+    fake.state.inject("submit", "500")
+    env: dict[str, str | None] = {
+        "SOUL_BASE_URL": fake.base_url,
+        "SOUL_API_KEY": fake.settings.api_key,
+    }
+    result = invoke("generate", "a dog", "-o", str(out_dir), env=env)
+    assert result.code == 10, result.stderr
+    assert "may have been charged" in result.stderr
+    assert "the task ledger could not record it" in result.stderr

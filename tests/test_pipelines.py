@@ -83,3 +83,26 @@ def test_a_reader_that_went_away_ends_soul_quietly_with_141(tmp_path: Path) -> N
     finally:
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr == b""
+
+
+def test_a_batch_whose_reader_goes_away_keeps_every_task(
+    fake: Fake302, tmp_path: Path, isolated_dirs: Path
+) -> None:
+    import sqlite3
+
+    fake.settings.submit_delay = 1.0  # other lines are mid-POST when the reader leaves
+    (tmp_path / "p.txt").write_text("".join(f"pipe line {i}\n" for i in range(8)))
+    proc = shell(
+        'soul batch p.txt -o out -c 4 --json | head -c 1 >/dev/null; echo "soul ${PIPESTATUS[0]}"',
+        fake,
+        tmp_path,
+    )
+    assert proc.stdout.strip() == "soul 141"
+    assert "closed" not in proc.stderr and "error" not in proc.stderr
+    with sqlite3.connect(isolated_dirs / "data" / "tasks.db") as db:
+        rows = dict(db.execute("SELECT remote_id, state FROM tasks"))
+    assert set(fake.state.tasks) <= set(rows)  # every task the server made is in the ledger
+    assert set(rows.values()) <= {"completed", "submitted"}
+    again = shell("soul batch p.txt -o out --json", fake, tmp_path)  # resumes, sends the rest
+    assert again.returncode == 0, again.stderr
+    assert fake.post_count() == 8

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +192,66 @@ def test_an_ignored_sigint_stays_ignored(fake: Fake302) -> None:
     proc.send_signal(signal.SIGTERM)
     code, _, stderr = finish(proc)
     assert code == 143 and stderr == "soul: error: terminated\n"
+
+
+@pytest.fixture
+def soul_handlers() -> Iterator[None]:
+    """soul's own signal handlers in this test process, put back afterwards."""
+    from soulcli import signals as soul_signals
+
+    stops = (signal.SIGINT, signal.SIGTERM)
+    before = {signum: signal.getsignal(signum) for signum in stops}
+    soul_signals.install()
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
+def submit_with_a_stop_inside(
+    fake: Fake302, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> tuple[BaseException, Any]:
+    """Submit in-process, with Ctrl-C pressed inside the function named by `where`."""
+    from soulcli import client as client_module
+    from soulcli import submit as submit_module
+    from soulcli.client import ApiClient
+    from soulcli.ledger import Ledger
+    from soulcli.request_builder import build_request
+
+    module, name = {
+        "reading the task id": (client_module, "extract_task_id"),
+        "before recording it": (submit_module, "resume_command"),
+    }[where]
+    real = getattr(module, name)
+
+    def pressed_now(*args: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args)
+
+    monkeypatch.setattr(module, name, pressed_now)
+    request = build_request(
+        "a cat", style=None, ar=None, quality=None, seed=None, negative=None, enhance=None
+    )
+    with ApiClient(fake.base_url, fake.settings.api_key) as api, Ledger.open() as ledger:
+        with pytest.raises(BaseException) as caught:
+            submit_module.submit_recorded(
+                api, ledger, request, out_dir=str(isolated_dirs), api_host="x", line_key="k:1"
+            )
+        return caught.value, ledger.get(1)
+
+
+@pytest.mark.parametrize("where", ["reading the task id", "before recording it"])
+def test_ctrl_c_once_the_answer_is_in_keeps_the_task_id(
+    fake: Fake302,
+    isolated_dirs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    soul_handlers: None,
+    where: str,
+) -> None:
+    from soulcli.errors import TaskStoppedError
+
+    error, row = submit_with_a_stop_inside(fake, isolated_dirs, monkeypatch, where)
+    task_id = next(iter(fake.state.tasks))
+    assert isinstance(error, TaskStoppedError) and error.exit_code == 130
+    assert task_id in error.message and f"soul fetch {task_id}" in str(error.hint)
+    assert (row.state, row.remote_id) == ("submitted", task_id)
+    assert "nothing was charged" not in error.message

@@ -325,15 +325,24 @@ class Runner:
         results: list[tuple[BatchLine, str, str]] = []
         lock = threading.Lock()
 
+        failures: list[BaseException] = []
+
         def worker(downloader: ImageDownloader) -> None:
-            while not self.stop.is_set():
-                try:
-                    item = pending.get_nowait()
-                except queue.Empty:
-                    return
-                outcome = self._one(item, downloader)
+            try:
+                while not self.stop.is_set():
+                    try:
+                        item = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    outcome = self._one(item, downloader)
+                    with lock:
+                        results.append(outcome)
+            except BaseException as exc:  # stdout closed (SystemExit 141), or a bug in soul
+                # Stop every other worker at its next safe point before anything else.
+                self.stop.set()
+                self._stop_new_submits("the batch was stopped")
                 with lock:
-                    results.append(outcome)
+                    failures.append(exc)
 
         with ImageDownloader() as downloader, self._display():
             workers = min(self.concurrency, len(items))
@@ -348,10 +357,15 @@ class Runner:
                         except TimeoutError:
                             continue
             except STOPS as stop:
-                self.stop.set()
                 self.stop_code = stop_exit_code(stop)
                 ui.say("soul: stopping: tasks in flight stay in the ledger")
-            pool.shutdown(wait=True)
+            finally:
+                # Whatever ended the wait, no worker may outlive the client, the image
+                # pool and the ledger connection it uses.
+                self.stop.set()
+                pool.shutdown(wait=True)
+        if failures:
+            raise failures[0]  # after every worker stopped: 141 for a closed stdout, or a bug
         while True:
             try:
                 item = pending.get_nowait()
