@@ -108,6 +108,14 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends as one line on stderr and a documented exit code."""
+    try:
+        _run(argv)
+    except Stopped as stop:
+        # Ctrl-C while the boundary below was reporting something else: one line still.
+        _fail(stop.word, int(stop.exit_code))
+
+
+def _run(argv: list[str] | None) -> None:
     from soulcli import signals
 
     try:

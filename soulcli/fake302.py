@@ -495,7 +495,9 @@ class _ApiHandler(_Handler):
             return
         view = task_view(self.state, task, time.monotonic())
         if fault == "shrink":  # a job list that is shorter than before
-            view = {**view, "status": "in_progress", "jobs": view["jobs"][:2]}
+            view = {**view, "jobs": view["jobs"][:2]}
+            if "status" in view:
+                view["status"] = "in_progress"
         elif fault == "unknown_status":
             view = {**view, "jobs": [{**job, "status": "rendering"} for job in view["jobs"]]}
         elif fault == "regress":  # a task that looked done says it is running again

@@ -92,9 +92,7 @@ def check_whole(extension: str, handle: BinaryIO, size: int) -> None:
         if int.from_bytes(head[4:8], "little") + 8 > size:
             raise NotWhole("the WebP is shorter than its header says (cut short)")
     elif extension == ".gif":
-        handle.seek(max(0, size - 1))
-        if handle.read(1) != b";":
-            raise NotWhole("the GIF has no trailer (cut short)")
+        _check_gif(handle)
     elif extension in (".avif", ".heic", ".heif"):
         _check_boxes(handle, size)
 
@@ -113,27 +111,64 @@ def _check_png(handle: BinaryIO) -> None:
 
 
 def _check_boxes(handle: BinaryIO, size: int) -> None:
-    """Walk the top-level ISO boxes: none may reach past the end, and meta and mdat are there.
+    """Walk the top-level ISO boxes until `meta` and `mdat` have both fitted in the file.
 
-    HEIF (AVIF and HEIC) needs a `meta` box; the image data is in `mdat`, so a file cut
-    at a box boundary before it is caught too.
+    HEIF (AVIF and HEIC) needs a `meta` box and keeps the image in `mdat`: a file cut
+    before either is whole is caught, even at a box boundary. Bytes after both are a
+    trailer, as for the other formats.
     """
     position = 0
     seen: set[bytes] = set()
-    while position + 8 <= size:
+    while not {b"meta", b"mdat"} <= seen:
         handle.seek(position)
         header = handle.read(16)
+        if len(header) < 8:
+            raise NotWhole("the image ends before its data (cut short)")
         box = int.from_bytes(header[0:4], "big")
-        seen.add(header[4:8])
         if box == 0:  # "to the end of the file"
             box = size - position
         elif box == 1:
             box = int.from_bytes(header[8:16], "big")
-        if box < 8:
-            raise NotWhole("the image has a broken box structure")
+        if box < 8 or position + box > size:
+            raise NotWhole("the image is shorter than its boxes say (cut short)")
+        seen.add(header[4:8])
         position += box
-    if position > size or not {b"meta", b"mdat"} <= seen:
-        raise NotWhole("the image is shorter than its boxes say (cut short)")
+
+
+def _check_gif(handle: BinaryIO) -> None:
+    """Walk the blocks (extensions, images, their sub-blocks) to the trailer byte."""
+    cut = NotWhole("the GIF ends before its trailer (cut short)")
+    window = _Window(handle)
+    if not window.cover(13):
+        raise cut
+    position = 13 + _colour_table(window.byte(10))
+    while True:
+        if not window.cover(position + 1):
+            raise cut
+        block = window.byte(position)
+        if block == 0x3B:  # trailer: whole
+            return
+        if block == 0x21:  # extension: introducer and label, then sub-blocks
+            position += 2
+        elif block == 0x2C:  # image: descriptor, local colour table, LZW code size
+            if not window.cover(position + 10):
+                raise cut
+            position += 10 + _colour_table(window.byte(position + 9)) + 1
+        else:
+            raise NotWhole("the GIF has a broken block structure")
+        while True:  # sub-blocks, each led by its length, ended by a zero length
+            window.forget_before(position)
+            if not window.cover(position + 1):
+                raise cut
+            length = window.byte(position)
+            position += 1 + length
+            if length == 0:
+                break
+
+
+def _colour_table(flags: int) -> int:
+    """The size of the colour table that packed `flags` announce (0 when there is none)."""
+    return 3 * (2 << (flags & 0x07)) if flags & 0x80 else 0
 
 
 # In entropy-coded JPEG data a 0xFF byte is followed by 0x00 (a stuffed byte), a
@@ -189,7 +224,12 @@ def _check_jpeg(handle: BinaryIO) -> None:
         if not window.cover(position + 2):
             raise cut
         if window.byte(position) != 0xFF:
-            raise NotWhole("the JPEG has a broken segment structure")
+            # Stray bytes before a marker: decoders skip them ("extraneous bytes"), so do we.
+            found = window.find_marker(position)
+            if found is None:
+                raise cut
+            position = found
+            continue
         marker = window.byte(position + 1)
         if marker == 0xFF:  # fill byte before a marker
             position += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,10 @@ def append(path: Path, record: dict[str, Any]) -> None:
     line = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
     with _locked(path, create=True) as fd:
         assert fd is not None
-        offset = len(_used(fd))
-        written = os.pwrite(fd, line, offset)
+        used = _used(fd)
+        if used and not used.endswith(b"\n"):
+            line = b"\n" + line  # a record a crash cut short stays apart from this one
+        written = os.pwrite(fd, line, len(used))
         if written != len(line):
             raise OSError(f"short write to {path}")
         os.fsync(fd)
@@ -99,22 +101,23 @@ def has_records(path: Path) -> bool:
     return first not in (b"", b"\0")
 
 
-@contextmanager
-def taking(path: Path) -> Iterator[list[dict[str, Any]]]:
-    """Yield the records under the lock; once the block succeeds, zero them."""
+def take(path: Path, apply: Callable[[dict[str, Any]], bool]) -> None:
+    """Hand each record to `apply` under the lock; keep only those it did not take.
+
+    A record that matches nothing (the ledger was replaced, say) is kept, not dropped:
+    it still holds a task id the user paid for.
+    """
     with _locked(path, create=False) as fd:
         if fd is None:
-            yield []
             return
         used = _used(fd)
-        records = []
+        kept = b""
         for line in used.splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue  # a record cut by a crash mid-write: nothing to apply
-            if isinstance(record, dict):
-                records.append(record)
-        yield records
-        os.pwrite(fd, b"\0" * len(used), 0)
+            if not isinstance(record, dict) or not apply(record):
+                kept += line + b"\n"
+        os.pwrite(fd, kept + b"\0" * (len(used) - len(kept)), 0)
         os.fsync(fd)

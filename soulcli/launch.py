@@ -10,13 +10,14 @@ from types import FrameType
 def main() -> None:
     """Install a stop handler before the heavy imports, then run the CLI."""
     stops = {signal.SIGINT, signal.SIGTERM}
-    if hasattr(signal, "pthread_sigmask"):
-        # A parent may leave these blocked (its mask is inherited): Ctrl-C must work.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
     for signum in stops:
         # Ignored at start (a background job of a script) stays ignored, as Unix tools do.
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _stop_while_loading)
+    if hasattr(signal, "pthread_sigmask"):
+        # A parent may leave these blocked (its mask is inherited): Ctrl-C must work. Only
+        # now, so one already pending meets the handler above.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
     from soulcli.cli import main as run
 
     run()

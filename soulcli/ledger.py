@@ -82,6 +82,9 @@ _MIGRATIONS: dict[int, str] = {
     # A batch line's identity (its resolved request and which repeat of it it is) and a
     # claim on it: at most one unreleased row per line, enforced by a unique index, so
     # two processes cannot both submit it. `pid_started` tells a reused pid apart.
+    # soul 0.1 kept the pid on every row, but only a row still being submitted needs
+    # it: a pid reused since would otherwise look like a soul process holding a task.
+    # (No comments inside: the steps are split on semicolons.)
     2: """
     ALTER TABLE tasks ADD COLUMN line_key TEXT;
     ALTER TABLE tasks ADD COLUMN claim_released INTEGER NOT NULL DEFAULT 0;
@@ -89,6 +92,7 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS tasks_line_key ON tasks (line_key);
     CREATE UNIQUE INDEX IF NOT EXISTS tasks_line_claim ON tasks (line_key)
         WHERE line_key IS NOT NULL AND claim_released = 0;
+    UPDATE tasks SET pid = NULL WHERE state <> 'submitting';
     """,
 }
 
@@ -271,24 +275,39 @@ class Ledger:
             journal.reserve(path)
         if not journal.has_records(path):
             return
-        try:
-            with journal.taking(path) as records:
-                for record in records:
-                    if not valid_task_id(str(record.get("task_id"))):
-                        continue
-                    self._write(
-                        "UPDATE tasks SET remote_id = ?, state = ?, error = ?, updated_at = ?"
-                        " WHERE id = ? AND remote_id IS NULL",
-                        (
-                            str(record.get("task_id")),
-                            SUBMITTED,
-                            "recorded late: the ledger could not be written at submit time",
-                            time.time(),
-                            int(record.get("ledger_row", 0)),
-                        ),
-                    )
-        except (ConfigError, OSError, ValueError):
-            pass  # still unwritable: the records stay in the journal for the next run
+
+        def apply(record: dict[str, Any]) -> bool:
+            task_id = str(record.get("task_id"))
+            if not valid_task_id(task_id):
+                return False
+            # The row must be the one the record was written for: same id, seed, prompt.
+            with self._lock, _transaction(self._db):
+                row = self._db.execute(
+                    "SELECT remote_id, seed, prompt FROM tasks WHERE id = ?",
+                    (int(record.get("ledger_row", 0)),),
+                ).fetchone()
+                if row is None or row["seed"] != record.get("seed"):
+                    return False
+                if row["prompt"][:64] != record.get("prompt_start"):
+                    return False
+                if row["remote_id"] is not None:
+                    return bool(row["remote_id"] == task_id)  # already back in the ledger
+                self._db.execute(
+                    "UPDATE tasks SET remote_id = ?, state = ?, error = ?, updated_at = ?,"
+                    " pid = NULL WHERE id = ?",
+                    (
+                        task_id,
+                        SUBMITTED,
+                        "recorded late: the ledger could not be written at submit time",
+                        time.time(),
+                        int(record.get("ledger_row", 0)),
+                    ),
+                )
+            return True
+
+        with contextlib.suppress(sqlite3.Error, OSError, ValueError, TypeError):
+            # Still unwritable: the records stay in the journal for the next run.
+            journal.take(path, apply)
 
     def _write(self, sql: str, params: tuple[Any, ...], *, conflict: bool = False) -> int:
         """Run one statement in its own transaction; with `conflict`, a unique-key clash is
@@ -388,22 +407,20 @@ class Ledger:
                 (*chunk, before),
             )
 
-    def take_over(self, local_id: int) -> Owner | None:
-        """Make this process the one working on a task, unless a live other one is.
+    def take_over(self, local_id: int) -> TaskRecord | None:
+        """Make this process the one working on an unfinished task.
 
-        Returns that other process, or None when the task is now this process's. One
-        transaction, so two processes resuming the same task cannot both win.
+        Returns None when the task is now this process's, else the row as it stands:
+        finished meanwhile, or followed by a live other soul process. One transaction,
+        so two processes resuming the same task cannot both win.
         """
         owner = me()
         try:
             with self._lock, _transaction(self._db):
-                row = self._db.execute(
-                    "SELECT pid, pid_started FROM tasks WHERE id = ?", (local_id,)
-                ).fetchone()
-                if row is not None and row["pid"]:
-                    holder = Owner(row["pid"], row["pid_started"])
-                    if not holder.is_me and holder.alive:
-                        return holder
+                row = self._db.execute("SELECT * FROM tasks WHERE id = ?", (local_id,)).fetchone()
+                record = _record(row)
+                if record.state not in UNFINISHED or record.held_elsewhere:
+                    return record
                 self._db.execute(
                     "UPDATE tasks SET pid = ?, pid_started = ? WHERE id = ?",
                     (owner.pid, owner.started, local_id),

@@ -148,6 +148,15 @@ class TaskSnapshot:
         return self.status in JOB_FAILURES
 
     @property
+    def says_it_is_over(self) -> bool:
+        """Whether the answer itself says the task is over: 4 jobs, or a final task status.
+
+        A shorter list of final jobs with no task status is finished too, but only a
+        second answer with the same list shows it is not still growing.
+        """
+        return len(self.jobs) >= IMAGES_PER_REQUEST or self.status in TERMINAL
+
+    @property
     def done_count(self) -> int:
         return sum(1 for job in self.jobs if job.status == COMPLETED)
 

@@ -8,7 +8,6 @@ cannot be written the id goes to the journal beside it and onto stderr.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 
 from soulcli import journal, signals
 from soulcli.client import ApiClient
@@ -60,7 +59,7 @@ def submit_recorded(
         task_id = _post(client, ledger, local_id, request, on_answer=held.hold_from_now)
         resume = resume_command(task_id, out_dir)
         held.last_words = f"task {task_id} was submitted; get its images with: {resume}"
-        record_task_id(ledger, local_id, task_id, price=request.price, out_dir=out_dir)
+        record_task_id(ledger, local_id, task_id, request=request, out_dir=out_dir)
     with signals.naming_task(task_id, out_dir, doing="submitting"):
         held.deliver()  # a signal that came while the id was being recorded
     return local_id, task_id
@@ -108,7 +107,12 @@ def _try(write: Callable[..., None], *args: object) -> str:
 
 
 def record_task_id(
-    ledger: Ledger, local_id: int, task_id: str, *, price: Decimal, out_dir: str | None
+    ledger: Ledger,
+    local_id: int,
+    task_id: str,
+    *,
+    request: GenerationRequest,
+    out_dir: str | None,
 ) -> None:
     """Write the task id to the ledger, or failing that to the journal, and never lose it."""
     try:
@@ -118,14 +122,21 @@ def record_task_id(
         problem = exc.message
     kept = "the next soul run records it"
     where = ledger.journal
+    # The seed and the prompt's start let the next run check it folds into the right row.
+    record = {
+        "ledger_row": local_id,
+        "task_id": task_id,
+        "seed": request.seed,
+        "prompt_start": request.prompt[:64],
+    }
     try:
         if where is None:
             raise OSError("no journal beside this ledger")
-        journal.append(where, {"ledger_row": local_id, "task_id": task_id})
+        journal.append(where, record)
     except OSError as exc:
         kept = f"it could not be kept anywhere either ({exc}): note the id"
     raise TaskUnrecordedError(
-        f"task {task_id} was submitted and charged ({format_ptc(price)} PTC), "
+        f"task {task_id} was submitted and charged ({format_ptc(request.price)} PTC), "
         f"but the task ledger cannot record it: {problem}",
         task_id=task_id,
         hint=f"get its images with `{resume_command(task_id, out_dir)}`; {kept}",

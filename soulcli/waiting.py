@@ -51,6 +51,7 @@ def wait_for_task(
     if just_submitted:
         # A task created a moment ago is still queued: the first poll waits for the grid.
         sleep(poll_interval(0.0))
+    previous: tuple[str, ...] | None = None
     while True:
         try:
             snapshot = client.fetch(task_id, deadline=deadline, on_retry=on_retry)
@@ -58,8 +59,11 @@ def wait_for_task(
             raise _timed_out(task_id, timeout, exc.message) from exc
         if on_update is not None:
             on_update(snapshot)
-        if snapshot.finished:
+        # The job statuses, not the URLs, which a CDN may sign anew on every answer.
+        statuses = tuple(job.status for job in snapshot.jobs)
+        if snapshot.finished and (snapshot.says_it_is_over or statuses == previous):
             return snapshot
+        previous = statuses
         now = time.monotonic()
         if now >= deadline:
             raise _timed_out(task_id, timeout, f"the task was still {snapshot.phase}")

@@ -198,6 +198,31 @@ def start_soul(*args: str, fake: Fake302) -> subprocess.Popen[bytes]:
     )
 
 
+def handles_sigterm(pid: int) -> bool:
+    """Whether soul's own code runs yet: it handles SIGTERM (Python alone does not).
+
+    Read from /proc/PID/status; False where there is no /proc or the process is gone.
+    """
+    import signal
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def wait_for_soul_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Return once soul's own code runs in `proc` (or it has already ended)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not handles_sigterm(proc.pid) and proc.poll() is None:
+        assert time.monotonic() < deadline, "soul did not start"
+        time.sleep(0.0005)
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
     """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
     import time

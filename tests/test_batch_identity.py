@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from soulcli.batchfile import BatchDefaults, batch_key
 from soulcli.catalog import resolve_style
-from soulcli.fake302 import Fake302
+from soulcli.fake302 import Fake302, FakeTask
 from tests.conftest import run_soul, start_soul, wait_until
 
 
@@ -162,7 +163,12 @@ def test_fetch_leaves_a_task_to_the_soul_that_is_waiting_for_it(
         fetch = run_soul("fetch", fake=fake)
         assert fetch.code == 7
         assert f"soul process {waiting.pid}" in fetch.stderr
-        assert next(iter(fake.state.tasks)) in fetch.stderr
+        task_id = next(iter(fake.state.tasks))
+        assert task_id in fetch.stderr
+        by_id = run_soul("fetch", task_id, "--wait", "--out", str(out_dir), fake=fake)
+        assert by_id.code == 7 and f"soul process {waiting.pid}" in by_id.stderr
+        status = run_soul("fetch", task_id, fake=fake)  # only looking is always fine
+        assert status.code == 0 and status.lines[0].startswith(task_id)
     finally:
         waiting.send_signal(signal.SIGKILL)
         waiting.communicate()
@@ -218,15 +224,27 @@ def test_a_batch_finished_by_soul_0_1_is_not_paid_for_again(
                 (time.time(), time.time(), prompt, general.id, general.name, 100 + line,
                  str(out_dir), f"higgsfield_old{line}", "completed", json.dumps(images), line),
             )  # fmt: skip
+        # A generate that 0.1 left unfinished; its pid now belongs to another program.
+        db.execute(
+            "INSERT INTO tasks (created_at, updated_at, prompt, style_id, style_name,"
+            " aspect_ratio, quality, seed, price_ptc, out_dir, remote_id, state, pid)"
+            " VALUES (?,?,'a fox',?,?,'1:1','720p',7,'0.1',?,'higgsfield_old3','submitted',?)",
+            (time.time(), time.time(), general.id, general.name, str(out_dir), os.getpid()),
+        )
+    body = {"aspect_ratio": "1:1", "quality": "720p", "prompt": "a fox"}
+    fake.state.tasks["higgsfield_old3"] = FakeTask("higgsfield_old3", body, 0.0, ["completed"])
     result = run_soul("batch", str(prompts), "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     assert "2 already done, 0 new (0 PTC)" in result.stderr
     assert fake.post_count() == 0 and len(result.lines) == 8
     history = json.loads(run_soul("history", "--json", fake=fake).stdout)
-    assert sorted(t["task_id"] for t in history) == ["higgsfield_old1", "higgsfield_old2"]
+    assert sorted(t["task_id"] for t in history) == [f"higgsfield_old{i}" for i in (1, 2, 3)]
     with sqlite3.connect(ledger) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
-        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 3
+    resumed = run_soul("fetch", fake=fake)  # not mistaken for a task another soul follows
+    assert resumed.code == 0, resumed.stderr
+    assert [Path(p).name for p in resumed.lines] == ["higgsfield_old3_1.png"]
 
 
 def test_killed_while_claimed_is_resumed_not_resent(

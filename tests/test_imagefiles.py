@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -14,6 +15,12 @@ from tests.conftest import run_soul
 
 PNG = make_png(16, 16)
 JPEG = SAMPLES["jpeg"]()
+# Two frames, a comment, global and local colour tables (made with Pillow).
+GIF = base64.b64decode(
+    "R0lGODlhCAAIAIEAAAAAAP8AAAD/AAAA/yH+FW1hZGUgZm9yIHNvdWwncyB0ZXN0cwAsAAAAAAgACAAACB4AAQQQ"
+    "MEAgwYEFEQIgaDBhQoYDGzZUqBAixIcPAwIAIfkEAQAABAAsAAAAAAgACACBAAAA/wAAAP8AAAD/CB8ABwgIAEAg"
+    "wYIDEQYgaBBhwoYDICZUqJDhQwEXGQYEADs="
+)
 AVIF = SAMPLES["avif"]()
 HEIC = SAMPLES["heic"]()
 # What cameras and phones put after the end marker: maker notes, padding, a motion photo
@@ -46,14 +53,18 @@ def with_exif_thumbnail(jpeg: bytes) -> bytes:
 
 @pytest.mark.parametrize("trailer", TRAILERS, ids=["zeros15", "zeros4k", "makernote", "motion"])
 @pytest.mark.parametrize(
-    "image", [PNG, JPEG, with_exif_thumbnail(JPEG)], ids=["png", "jpg", "exif"]
+    "image",
+    [PNG, JPEG, with_exif_thumbnail(JPEG), GIF, AVIF, HEIC],
+    ids=["png", "jpg", "exif", "gif", "avif", "heic"],
 )
 def test_bytes_after_the_end_marker_are_allowed(image: bytes, trailer: bytes) -> None:
     assert whole(image + trailer)
 
 
 @pytest.mark.parametrize(
-    "image", [PNG, JPEG, with_exif_thumbnail(JPEG), AVIF], ids=["png", "jpg", "exif", "avif"]
+    "image",
+    [PNG, JPEG, with_exif_thumbnail(JPEG), AVIF, GIF],
+    ids=["png", "jpg", "exif", "avif", "gif"],
 )
 def test_every_cut_before_the_end_marker_is_caught(image: bytes) -> None:
     assert whole(image)
@@ -70,6 +81,12 @@ def test_jpeg_scan_data_with_stuffed_bytes_and_restart_markers_reads_to_the_end(
     image = header + b"\xff\xda" + sos + busy + rest
     assert whole(image + b"trailer")
     assert not whole(image[: len(header) + 600])
+
+
+def test_stray_bytes_between_jpeg_segments_are_skipped_as_decoders_do() -> None:
+    header, rest = JPEG.split(b"\xff\xdb", 1)  # before the first quantisation table
+    assert whole(header + b"\x00\x12stray" + b"\xff\xdb" + rest)
+    assert not whole(header + b"\x00\x12stray")
 
 
 def test_formats_are_named_from_their_bytes() -> None:

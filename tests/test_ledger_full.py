@@ -140,3 +140,48 @@ def test_a_possible_charge_is_still_said_when_the_ledger_cannot_record_it(
     assert result.code == 10, result.stderr
     assert "may have been charged" in result.stderr
     assert "the task ledger could not record it" in result.stderr
+
+
+def test_the_journal_folds_only_into_the_row_it_was_written_for(isolated_dirs: Path) -> None:
+    from soulcli import journal
+    from soulcli.ledger import Ledger
+    from soulcli.request_builder import build_request
+
+    request = build_request(
+        "a heron", style=None, ar=None, quality=None, seed=42, negative=None, enhance=None
+    )
+    with Ledger.open() as ledger:
+        row = ledger.add(request, out_dir=None, api_host="x")
+        path = ledger.journal
+    assert path is not None
+    wrong = {"ledger_row": row, "task_id": "higgsfield_other", "seed": 7, "prompt_start": "x"}
+    right = {
+        "ledger_row": row,
+        "task_id": "higgsfield_right",
+        "seed": 42,
+        "prompt_start": "a heron",
+    }
+    journal.append(path, wrong)
+    journal.append(path, right)
+    with Ledger.open() as ledger:
+        record = ledger.get(row)
+    assert record is not None and record.remote_id == "higgsfield_right"
+    assert record.state == "submitted"
+    kept = path.read_bytes().rstrip(b"\0")
+    assert b"higgsfield_other" in kept and b"higgsfield_right" not in kept  # kept, not dropped
+
+
+def test_take_over_leaves_a_finished_task_alone(isolated_dirs: Path) -> None:
+    from soulcli.ledger import Ledger
+    from soulcli.request_builder import build_request
+
+    request = build_request(
+        "a crane", style=None, ar=None, quality=None, seed=1, negative=None, enhance=None
+    )
+    with Ledger.open() as ledger:
+        row = ledger.add(request, out_dir=None, api_host="x")
+        ledger.set_remote_id(row, "higgsfield_done")
+        assert ledger.take_over(row) is None  # unfinished: now this process's
+        ledger.set_results(row, "completed", [])
+        standing = ledger.take_over(row)
+    assert standing is not None and standing.state == "completed"

@@ -18,7 +18,7 @@ def test_one_job_task_without_a_task_status_finishes(fake: Fake302, out_dir: Pat
     assert result.code == 0, result.stderr
     assert time.monotonic() - started < 10  # finished when its one job did, not at the timeout
     assert [Path(p).name for p in result.lines] == [f"{next(iter(fake.state.tasks))}_1.png"]
-    assert fake.poll_count() <= 4
+    assert fake.poll_count() <= 6  # one more poll shows the one-job list is not growing
 
 
 def test_two_final_jobs_without_a_task_status_end_partial(fake: Fake302, out_dir: Path) -> None:
@@ -67,3 +67,14 @@ def test_unknown_statuses_still_end_at_the_timeout(fake: Fake302, out_dir: Path)
     result = run_soul("generate", "a dog", "--timeout", "1.5", "-o", str(out_dir), fake=fake)
     assert result.code == 11 and "gave up waiting" in result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_a_short_list_once_is_not_the_end_of_a_task(fake: Fake302, out_dir: Path) -> None:
+    """Two final jobs and no task status, then all four: soul waits and saves all four."""
+    fake.settings.top_level_status = False
+    fake.settings.run_seconds = 0.1
+    fake.settings.queue_seconds = 0.0
+    fake.state.on_submit = lambda body: fake.state.inject("poll", "shrink")
+    result = run_soul("generate", "a dog", "--json", "-o", str(out_dir), fake=fake)
+    assert result.code == 0, result.stderr
+    assert len(json.loads(result.stdout)["images"]) == 4

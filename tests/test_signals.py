@@ -16,20 +16,10 @@ from typing import Any
 import pytest
 
 from soulcli.fake302 import Fake302
-from tests.conftest import SOUL, run_soul, soul_env, wait_until
+from tests.conftest import SOUL, run_soul, soul_env, wait_for_soul_code, wait_until
 
 CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 WORDS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-
-
-def handles_sigterm(pid: int) -> bool:
-    """Whether the process has its own SIGTERM handler yet (Python installs none by itself)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def start(
@@ -70,8 +60,7 @@ def test_a_signal_while_soul_is_still_loading(how: int) -> None:
     for _ in range(3):
         proc = start("styles", "--search", "y2k")
         # The moment soul's first code runs, it handles SIGTERM; the imports follow.
-        while not handles_sigterm(proc.pid) and proc.poll() is None:
-            time.sleep(0.0005)
+        wait_for_soul_code(proc)
         proc.send_signal(how)
         code, _, stderr = finish(proc)
         if code == 0:  # it finished loading and printing first: nothing to check this time
@@ -85,7 +74,7 @@ def test_a_signal_while_soul_is_still_loading(how: int) -> None:
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_reading_the_prompt_from_stdin(fake: Fake302, how: int) -> None:
     proc = start("generate", "-", fake=fake)
-    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    wait_for_soul_code(proc)
     time.sleep(0.5)  # loaded, parsed, and now blocked reading stdin
     proc.send_signal(how)
     code, stdout, stderr = finish(proc)
@@ -172,7 +161,7 @@ def test_signals_blocked_by_the_parent_still_stop_soul(fake: Fake302) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
     proc = start("generate", "-", fake=fake, before=block)
-    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    wait_for_soul_code(proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     code, _, stderr = finish(proc)
@@ -184,7 +173,7 @@ def test_an_ignored_sigint_stays_ignored(fake: Fake302) -> None:
     proc = start(
         "generate", "-", fake=fake, before=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
-    wait_until(lambda: handles_sigterm(proc.pid), "start")
+    wait_for_soul_code(proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)

@@ -480,9 +480,9 @@ class Runner:
             else:
                 self.progress.submitted(line.number, task_id, line.request.price)
         if item.record is not None:
-            holder = self.ledger.take_over(item.record.id)
-            if holder is not None:
-                raise Settled(RUNNING_ELSEWHERE, elsewhere(item.record))
+            standing = self.ledger.take_over(item.record.id)
+            if standing is not None:  # followed by another soul, or finished a moment ago
+                self._claimed_elsewhere(line, standing)
             local_id, task_id = item.record.id, str(item.record.remote_id)
         request = item.request
         options = FollowOptions(
@@ -505,7 +505,7 @@ class Runner:
         return outcome, request
 
     def _claimed_elsewhere(self, line: BatchLine, record: TaskRecord) -> Item:
-        """A line another run claimed first: resume what it left, or report how it stands."""
+        """A line another run has: resume what it left, or raise Settled with how it stands."""
         from soulcli.batchplan import DONE, ELSEWHERE, RESUME, Item, holder_kind
 
         kind = holder_kind(record)

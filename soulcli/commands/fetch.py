@@ -96,12 +96,8 @@ def resume(
     out_dir = prepare_out_dir(Path(out or record.out_dir or ".").expanduser())
     if last and _already_saved(record, out_dir):
         raise typer.Exit(int(report_record(record, as_json=as_json)))
-    if last and (holder := ledger.take_over(record.id)) is not None:
-        raise SoulError(
-            f"task {record.remote_id} is being followed by soul process {holder.pid}",
-            hint="it saves the images itself; see `soul history` when it is done",
-            exit_code=ExitCode.NOT_FOUND,
-        )
+    if last:
+        refuse_if_followed(ledger, record)
     ui.say(
         f"soul: resuming task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}"
     )
@@ -120,14 +116,31 @@ def resume(
         raise typer.Exit(int(code))
 
 
+def refuse_if_followed(ledger: Ledger, record: TaskRecord) -> None:
+    """Take an unfinished task over, or stop if another live soul process follows it."""
+    from soulcli.ledger import UNFINISHED
+
+    if record.state not in UNFINISHED:
+        return  # finished: nobody follows it, and a fetch only reads or replaces files
+    standing = ledger.take_over(record.id)
+    if standing is not None and standing.held_elsewhere and standing.owner is not None:
+        raise SoulError(
+            f"task {record.remote_id} is being followed by soul process {standing.owner.pid}",
+            hint="it saves the images itself; see `soul history` when it is done",
+            exit_code=ExitCode.NOT_FOUND,
+        )
+
+
 def _next_to_resume(ledger: Ledger) -> TaskRecord | None:
     """The newest unfinished task that no other live soul process is following, now ours."""
     busy: list[str] = []
     for record in ledger.unfinished():
-        holder = ledger.take_over(record.id)
-        if holder is None:
+        standing = ledger.take_over(record.id)
+        if standing is None:
             return record
-        busy.append(f"task {record.remote_id} (soul process {holder.pid})")
+        if standing.held_elsewhere and standing.owner is not None:
+            busy.append(f"task {record.remote_id} (soul process {standing.owner.pid})")
+        # otherwise it finished a moment ago: nothing to resume
     if busy:
         raise SoulError(
             "no unfinished task to resume: other soul processes are following "
@@ -224,6 +237,8 @@ def by_id(
             f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
         )
     out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
+    if record is not None and (wait or out_dir is not None):
+        refuse_if_followed(ledger, record)  # two soul processes never follow one task
     tracked = Tracked(ledger, record.id, record.request()) if record is not None else None
     with open_client(settings) as client:
         outcome = follow_task(
