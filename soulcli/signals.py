@@ -49,11 +49,14 @@ def exit_code_for(signum: int) -> ExitCode:
     return ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
 
 
-def _exit_at_once(signum: int, frame: FrameType | None, last_words: str = "") -> None:
+def _exit_at_once(signum: int, frame: FrameType | None) -> None:
+    """Stop now; first name every task whose id is in hand but not yet in the ledger."""
     word = "interrupted" if signum == signal.SIGINT else "terminated"
     message = f"soul: error: {word} again; stopped at once"
-    if last_words:
-        message += f"; {last_words}"
+    with _HOLDING_LOCK:
+        words = [holder.last_words for holder in _HOLDING if holder.last_words]
+    for each in words:
+        message += f"; {each}"
     os.write(2, (message + "\n").encode("utf-8", "replace"))
     os._exit(int(exit_code_for(signum)))
 
@@ -78,24 +81,40 @@ class Held:
             signal.raise_signal(signum)
 
 
+# Every block being held, in any thread: a stop at once prints their last words.
+_HOLDING: set[Held] = set()
+_HOLDING_LOCK = threading.RLock()  # also taken by a signal handler in the main thread
+
+
 @contextmanager
 def held(last_words: str = "") -> Iterator[Held]:
     """Hold Ctrl-C and SIGTERM for a block that must not be cut in half.
 
-    Only the main thread receives signals, so elsewhere this does nothing. A second
-    signal during the block stops soul at once, printing `last_words` (for example a
-    task id and the command that resumes it).
+    Only the main thread receives signals, so elsewhere nothing is held; but anywhere,
+    a signal that stops soul at once (a second Ctrl-C) first prints the block's
+    `last_words` (for example a task id and the command that resumes it).
     """
     holder = Held(last_words)
-    if threading.current_thread() is not threading.main_thread():
-        yield holder
-        return
+    with _HOLDING_LOCK:
+        _HOLDING.add(holder)
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            yield holder
+        else:
+            with _holding_signals(holder):
+                yield holder
+    finally:
+        with _HOLDING_LOCK:
+            _HOLDING.discard(holder)
 
+
+@contextmanager
+def _holding_signals(holder: Held) -> Iterator[None]:
     def hold(signum: int, frame: FrameType | None) -> None:
         if holder.passing:
             _pass_on(signum, frame, previous.get(signum))
         elif holder.signum is not None:
-            _exit_at_once(signum, frame, holder.last_words)
+            _exit_at_once(signum, frame)
         else:
             holder.signum = signum
 
@@ -103,7 +122,7 @@ def held(last_words: str = "") -> Iterator[Held]:
     for each in STOP_SIGNALS:
         previous[each] = signal.signal(each, hold)
     try:
-        yield holder
+        yield
     finally:
         for signum, handler in previous.items():
             if signal.getsignal(signum) is hold:  # a passed-on stop may have moved on since

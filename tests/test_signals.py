@@ -244,3 +244,34 @@ def test_ctrl_c_once_the_answer_is_in_keeps_the_task_id(
     assert task_id in error.message and f"soul fetch {task_id}" in str(error.hint)
     assert (row.state, row.remote_id) == ("submitted", task_id)
     assert "nothing was charged" not in error.message
+
+
+def test_a_second_ctrl_c_names_the_ids_other_threads_are_recording() -> None:
+    """A batch worker holds a fresh task id while a second Ctrl-C stops soul at once."""
+    script = """
+import os, signal, threading, time
+from soulcli import signals
+signals.install()
+recording = threading.Event()
+def worker():
+    with signals.held() as held:
+        held.last_words = "task higgsfield_w1 was submitted; get its images with: soul fetch"
+        recording.set()
+        time.sleep(30)
+threading.Thread(target=worker, daemon=True).start()
+recording.wait()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)
+except BaseException:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+"""
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 130
+    assert proc.stderr.startswith("soul: error: interrupted again; stopped at once")
+    assert "task higgsfield_w1 was submitted" in proc.stderr
