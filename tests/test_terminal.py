@@ -221,3 +221,24 @@ def test_batch_progress_display_in_a_terminal(slow_fake: Fake302, tmp_path: Path
         assert "running" not in final  # the live display is gone, the summary stays
     finally:
         terminal.close()
+
+
+def test_batch_paths_go_to_a_redirected_stdout_not_the_display(
+    slow_fake: Fake302, tmp_path: Path
+) -> None:
+    slow_fake.settings.queue_seconds = 0.5
+    slow_fake.settings.run_seconds = 0.5
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a dog\na cat\n")
+    out = tmp_path / "paths.txt"
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=120, env=terminal_env(slow_fake))
+    try:
+        terminal.type(
+            f"soul batch {prompts} -o {tmp_path / 'pics'} > {out}; echo EXIT=$?", enter=True
+        )
+        final = terminal.wait_for(lambda s: "EXIT=0" in s, "the end of the batch")
+        assert ".png" not in final  # the display (stderr) showed no data
+        paths = out.read_text().splitlines()
+        assert len(paths) == 8 and all(Path(p).is_file() for p in paths)
+    finally:
+        terminal.close()

@@ -384,7 +384,13 @@ class Runner:
         from soulcli import ui
 
         return Live(
-            self.progress, console=ui.stderr_console(), refresh_per_second=4, transient=True
+            self.progress,
+            console=ui.stderr_console(),
+            refresh_per_second=4,
+            transient=True,
+            # Rich would print what goes to stdout above the display, on stderr: only
+            # right when stdout is that terminal too. Redirected, the paths are data.
+            redirect_stdout=sys.stdout.isatty(),
         )
 
     def _sleep(self, seconds: float) -> None:
