@@ -556,9 +556,10 @@ def summarize(results: list[tuple[BatchLine, str, str]], source: str, spent_now:
     ui.say(
         f"soul: batch {source}: {len(results)} lines, {format_ptc(spent_now)} PTC spent by this run"
     )
-    ui.say(f"soul:   {'state':<16} {'lines':>5}")
+    width = max([16, *(len(state) for state in by_state)])
+    ui.say(f"soul:   {'state':<{width}} {'lines':>5}")
     for state, count in sorted(by_state.items()):
-        ui.say(f"soul:   {state:<16} {count:>5}")
+        ui.say(f"soul:   {state:<{width}} {count:>5}")
     for line, state, detail in sorted(results, key=lambda r: r[0].number):
         if state != "completed":
             ui.say(
