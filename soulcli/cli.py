@@ -111,7 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _run(argv)
     except Stopped as stop:
-        # Ctrl-C while the boundary below was reporting something else: one line still.
+        # Ctrl-C while the boundary below was reporting an error: one line still, and
+        # that error's words with it (they may hold a task id no one else knows).
+        reported = stop.__context__
+        while reported is not None and not isinstance(reported, SoulError):
+            reported = reported.__context__
+        if isinstance(reported, SoulError):
+            hint = f" ({reported.hint})" if reported.hint else ""
+            _fail(f"{reported.message}{hint}; then {stop.word}", int(stop.exit_code))
         _fail(stop.word, int(stop.exit_code))
 
 

@@ -194,9 +194,12 @@ class _Window:
         return True
 
     def forget_before(self, position: int) -> None:
+        """Drop what lies before `position`, but never past what was read: the file's
+        offset must stay at the end of `data`."""
         if position - self.base > _CHUNK:
-            self.data = self.data[position - self.base :]
-            self.base = position
+            keep = min(position - self.base, len(self.data))
+            self.data = self.data[keep:]
+            self.base += keep
 
     def byte(self, position: int) -> int:
         return self.data[position - self.base]

@@ -278,13 +278,13 @@ class Ledger:
 
         def apply(record: dict[str, Any]) -> bool:
             task_id = str(record.get("task_id"))
-            if not valid_task_id(task_id):
-                return False
+            row_id = record.get("ledger_row")
+            if not valid_task_id(task_id) or not isinstance(row_id, int):
+                return False  # not a record soul wrote: kept, never a reason to stop
             # The row must be the one the record was written for: same id, seed, prompt.
             with self._lock, _transaction(self._db):
                 row = self._db.execute(
-                    "SELECT remote_id, seed, prompt FROM tasks WHERE id = ?",
-                    (int(record.get("ledger_row", 0)),),
+                    "SELECT remote_id, seed, prompt FROM tasks WHERE id = ?", (row_id,)
                 ).fetchone()
                 if row is None or row["seed"] != record.get("seed"):
                     return False
@@ -300,7 +300,7 @@ class Ledger:
                         SUBMITTED,
                         "recorded late: the ledger could not be written at submit time",
                         time.time(),
-                        int(record.get("ledger_row", 0)),
+                        row_id,
                     ),
                 )
             return True
@@ -554,11 +554,16 @@ class Ledger:
         """Mark rows left in `submitting` by a process that died as outcome_unknown."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, pid, pid_started FROM tasks WHERE state = ?", (SUBMITTING,)
+                "SELECT id, pid, pid_started, updated_at FROM tasks WHERE state = ?",
+                (SUBMITTING,),
             )
             stale = rows.fetchall()
         for row in stale:
-            if not row["pid"] or not Owner(row["pid"], row["pid_started"]).alive:
+            owner = Owner(row["pid"], row["pid_started"]) if row["pid"] else None
+            # Without a start time (soul 0.1, or no /proc) a reused pid looks alive; no
+            # submit takes an hour, so a row that old is abandoned whoever has the pid.
+            too_old = row["pid_started"] is None and time.time() - row["updated_at"] > 3600
+            if owner is None or not owner.alive or too_old:
                 self.set_state(
                     row["id"],
                     OUTCOME_UNKNOWN,

@@ -87,14 +87,16 @@ _HOLDING_LOCK = threading.RLock()  # also taken by a signal handler in the main 
 
 
 @contextmanager
-def held(last_words: str = "") -> Iterator[Held]:
+def held(last_words: str = "", *, passing: bool = False) -> Iterator[Held]:
     """Hold Ctrl-C and SIGTERM for a block that must not be cut in half.
 
     Only the main thread receives signals, so elsewhere nothing is held; but anywhere,
     a signal that stops soul at once (a second Ctrl-C) first prints the block's
-    `last_words` (for example a task id and the command that resumes it).
+    `last_words` (for example a task id and the command that resumes it). With
+    `passing`, signals act as usual until `hold_from_now()`.
     """
     holder = Held(last_words)
+    holder.passing = passing  # before the handlers go in: no instant holds by mistake
     with _HOLDING_LOCK:
         _HOLDING.add(holder)
     try:
@@ -120,7 +122,8 @@ def _holding_signals(holder: Held) -> Iterator[None]:
 
     previous: dict[int, Any] = {}
     for each in STOP_SIGNALS:
-        previous[each] = signal.signal(each, hold)
+        if signal.getsignal(each) is not signal.SIG_IGN:  # ignored stays ignored
+            previous[each] = signal.signal(each, hold)
     try:
         yield
     finally:

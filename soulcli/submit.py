@@ -54,8 +54,7 @@ def submit_recorded(
     # Ctrl-C passes while the request is on its way, and is held from the moment a 2xx
     # answer is in hand until its task id is recorded: an id the server gave is never
     # dropped between the two.
-    with signals.held() as held:
-        held.passing = True
+    with signals.held(passing=True) as held:
         task_id = _post(client, ledger, local_id, request, on_answer=held.hold_from_now)
         resume = resume_command(task_id, out_dir)
         held.last_words = f"task {task_id} was submitted; get its images with: {resume}"

@@ -231,6 +231,13 @@ def test_a_batch_finished_by_soul_0_1_is_not_paid_for_again(
             " VALUES (?,?,'a fox',?,?,'1:1','720p',7,'0.1',?,'higgsfield_old3','submitted',?)",
             (time.time(), time.time(), general.id, general.name, str(out_dir), os.getpid()),
         )
+        # And one 0.1 left in `submitting` two hours ago; its pid now runs something else.
+        db.execute(
+            "INSERT INTO tasks (created_at, updated_at, prompt, style_id, style_name,"
+            " aspect_ratio, quality, seed, price_ptc, state, pid)"
+            " VALUES (?,?,'an owl',?,?,'1:1','720p',8,'0.1','submitting',?)",
+            (time.time() - 7200, time.time() - 7200, general.id, general.name, os.getpid()),
+        )
     body = {"aspect_ratio": "1:1", "quality": "720p", "prompt": "a fox"}
     fake.state.tasks["higgsfield_old3"] = FakeTask("higgsfield_old3", body, 0.0, ["completed"])
     result = run_soul("batch", str(prompts), "-o", str(out_dir), fake=fake)
@@ -238,10 +245,12 @@ def test_a_batch_finished_by_soul_0_1_is_not_paid_for_again(
     assert "2 already done, 0 new (0 PTC)" in result.stderr
     assert fake.post_count() == 0 and len(result.lines) == 8
     history = json.loads(run_soul("history", "--json", fake=fake).stdout)
-    assert sorted(t["task_id"] for t in history) == [f"higgsfield_old{i}" for i in (1, 2, 3)]
+    ids = sorted(str(t["task_id"]) for t in history)
+    assert ids == ["None", *(f"higgsfield_old{i}" for i in (1, 2, 3))]
+    assert [t["state"] for t in history if t["prompt"] == "an owl"] == ["outcome_unknown"]
     with sqlite3.connect(ledger) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
-        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 3
+        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 4
     resumed = run_soul("fetch", fake=fake)  # not mistaken for a task another soul follows
     assert resumed.code == 0, resumed.stderr
     assert [Path(p).name for p in resumed.lines] == ["higgsfield_old3_1.png"]

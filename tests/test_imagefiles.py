@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,29 @@ def test_fetch_into_a_folder_that_has_the_images_reuses_them(fake: Fake302, out_
     assert sorted(p.name for p in out_dir.glob("*.png")) == sorted(
         Path(p).name for p in first.lines
     )
+
+
+def big_gif(rng: random.Random, size: int) -> bytes:
+    """A structurally valid GIF of about `size` bytes, its data in sub-blocks of any length."""
+    body = b"GIF89a" + (64).to_bytes(2, "little") * 2 + b"\x00\x00\x00"
+    body += b"\x2c" + b"\x00" * 4 + (64).to_bytes(2, "little") * 2 + b"\x00" + b"\x08"
+    while len(body) < size:
+        length = rng.randint(1, 255)
+        body += bytes([length]) + rng.randbytes(length)
+    return body + b"\x00\x3b"
+
+
+def jpeg_with_big_segments(count: int) -> bytes:
+    """The sample JPEG behind `count` APP2 segments of 60,000 bytes (as large ICC data)."""
+    segment = b"\xff\xe2" + (60_002).to_bytes(2, "big") + b"ICC_PROFILE\x00" + b"\x5a" * 59_988
+    return JPEG[:2] + segment * count + JPEG[2:]
+
+
+@pytest.mark.parametrize("kind", ["gif", "jpeg"])
+def test_files_larger_than_the_read_window_are_walked_correctly(kind: str) -> None:
+    rng = random.Random(11)
+    image = big_gif(rng, 2_600_000) if kind == "gif" else jpeg_with_big_segments(40)
+    assert len(image) > 2 * 1024 * 1024
+    assert whole(image) and whole(image + b"trailer bytes")
+    for cut in sorted(rng.sample(range(64, len(image) - 1), 25)):
+        assert not whole(image[:cut]), f"a {kind} cut at {cut} of {len(image)} passed as whole"

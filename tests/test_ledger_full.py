@@ -185,3 +185,24 @@ def test_take_over_leaves_a_finished_task_alone(isolated_dirs: Path) -> None:
         ledger.set_results(row, "completed", [])
         standing = ledger.take_over(row)
     assert standing is not None and standing.state == "completed"
+
+
+def test_a_foreign_journal_record_does_not_stop_the_others(isolated_dirs: Path) -> None:
+    from soulcli import journal
+    from soulcli.ledger import Ledger
+    from soulcli.request_builder import build_request
+
+    request = build_request(
+        "an ibis", style=None, ar=None, quality=None, seed=3, negative=None, enhance=None
+    )
+    with Ledger.open() as ledger:
+        row = ledger.add(request, out_dir=None, api_host="x")
+        path = ledger.journal
+    assert path is not None
+    journal.append(path, {"ledger_row": "not a row", "task_id": "higgsfield_odd"})
+    good = {"ledger_row": row, "task_id": "higgsfield_ibis", "seed": 3, "prompt_start": "an ibis"}
+    journal.append(path, good)
+    with Ledger.open() as ledger:
+        record = ledger.get(row)
+    assert record is not None and record.remote_id == "higgsfield_ibis"
+    assert b"higgsfield_odd" in path.read_bytes()

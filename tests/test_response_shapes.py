@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def test_a_short_list_once_is_not_the_end_of_a_task(fake: Fake302, out_dir: Path
     result = run_soul("generate", "a dog", "--json", "-o", str(out_dir), fake=fake)
     assert result.code == 0, result.stderr
     assert len(json.loads(result.stdout)["images"]) == 4
+
+
+def test_one_look_at_a_short_list_does_not_close_the_task(
+    fake: Fake302, isolated_dirs: Path, out_dir: Path
+) -> None:
+    fake.settings.outcomes = ["completed"]
+    fake.settings.top_level_status = False
+    fake.settings.queue_seconds = 0.0
+    fake.settings.run_seconds = 0.0
+    task_id = run_soul("generate", "a dog", "--no-wait", fake=fake).stdout.strip()
+    looked = run_soul("fetch", task_id, "--out", str(out_dir), fake=fake)
+    assert looked.code == 0 and len(looked.lines) == 1
+    with sqlite3.connect(isolated_dirs / "data" / "tasks.db") as db:
+        assert db.execute("SELECT state FROM tasks").fetchone()[0] == "submitted"
+    waited = run_soul("fetch", task_id, "--out", str(out_dir), "--wait", fake=fake)
+    assert waited.code == 0, waited.stderr
+    with sqlite3.connect(isolated_dirs / "data" / "tasks.db") as db:
+        assert db.execute("SELECT state FROM tasks").fetchone()[0] == "completed"

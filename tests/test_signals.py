@@ -275,3 +275,26 @@ except BaseException:
     assert proc.returncode == 130
     assert proc.stderr.startswith("soul: error: interrupted again; stopped at once")
     assert "task higgsfield_w1 was submitted" in proc.stderr
+
+
+def test_ctrl_c_while_an_error_is_reported_keeps_that_error(
+    fake: Fake302, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its words may be the only place a task id is said: they are printed, then the stop."""
+    from soulcli import signals as soul_signals
+    from tests.conftest import invoke
+
+    real_block = soul_signals.block
+    pressed: list[bool] = []
+
+    def block_after_a_ctrl_c() -> None:
+        if not pressed:
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # lands while the error is being reported
+        real_block()
+
+    monkeypatch.setattr(soul_signals, "block", block_after_a_ctrl_c)
+    result = invoke("fetch")  # nothing to resume: an error with a message to report
+    assert result.code == 130
+    assert result.stderr.count("soul: error:") == 1
+    assert "no unfinished task to resume" in result.stderr and "then interrupted" in result.stderr

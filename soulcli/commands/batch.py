@@ -347,8 +347,11 @@ class Runner:
         with ImageDownloader() as downloader, self._display():
             workers = min(self.concurrency, len(items))
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soul-batch")
-            futures = [pool.submit(worker, downloader) for _ in range(workers)]
             try:
+                # Started inside the try: a Ctrl-C between two starts still stops them all.
+                futures = []
+                for _ in range(workers):
+                    futures.append(pool.submit(worker, downloader))
                 for future in futures:
                     while True:
                         try:
@@ -488,7 +491,7 @@ class Runner:
         if item.record is not None:
             standing = self.ledger.take_over(item.record.id)
             if standing is not None:  # followed by another soul, or finished a moment ago
-                self._claimed_elsewhere(line, standing)
+                self._claimed_elsewhere(line, standing)  # raises Settled: nothing to resume
             local_id, task_id = item.record.id, str(item.record.remote_id)
         request = item.request
         options = FollowOptions(

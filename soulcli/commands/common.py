@@ -158,7 +158,10 @@ def _follow(
         if tracked is not None:
             _best_effort(tracked.ledger.set_error, tracked.local_id, exc.message)
         raise
-    if tracked is not None and outcome.snapshot.finished:
+    # One answer with a short job list and no task status may be a list still growing:
+    # only a wait (which sees it twice) may record such a task as finished.
+    over = outcome.snapshot.finished and (wait or outcome.snapshot.says_it_is_over)
+    if tracked is not None and over:
         nothing_to_save = outcome.snapshot.done_count == 0
         if out_dir is not None or nothing_to_save:
             state = {
