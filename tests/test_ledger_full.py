@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from soulcli import journal
 from soulcli.fake302 import Fake302
 from soulcli.journal import FILENAME as JOURNAL
+from soulcli.ledger import TaskRecord
 from tests.conftest import run_soul, soul_env
 
 
@@ -96,7 +98,6 @@ def test_a_batch_counts_the_charge_and_sends_nothing_more(
 def test_without_room_for_the_journal_the_id_is_still_printed(
     fake: Fake302, out_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from soulcli import journal
     from soulcli.errors import ConfigError
     from soulcli.ledger import Ledger
     from tests.conftest import invoke
@@ -142,67 +143,58 @@ def test_a_possible_charge_is_still_said_when_the_ledger_cannot_record_it(
     assert "the task ledger could not record it" in result.stderr
 
 
-def test_the_journal_folds_only_into_the_row_it_was_written_for(isolated_dirs: Path) -> None:
-    from soulcli import journal
+def submitting_row(prompt: str, seed: int) -> tuple[int, Path]:
+    """A ledger row written before a POST (no task id yet), and the journal beside it."""
     from soulcli.ledger import Ledger
     from soulcli.request_builder import build_request
 
     request = build_request(
-        "a heron", style=None, ar=None, quality=None, seed=42, negative=None, enhance=None
+        prompt, style=None, ar=None, quality=None, seed=seed, negative=None, enhance=None
     )
     with Ledger.open() as ledger:
         row = ledger.add(request, out_dir=None, api_host="x")
         path = ledger.journal
     assert path is not None
+    return row, path
+
+
+def recorded(row: int) -> TaskRecord:
+    from soulcli.ledger import Ledger
+
+    with Ledger.open() as ledger:  # opening it folds the journal in
+        record = ledger.get(row)
+    assert record is not None
+    return record
+
+
+def test_the_journal_folds_only_into_the_row_it_was_written_for(isolated_dirs: Path) -> None:
+    row, path = submitting_row("a heron", 42)
     wrong = {"ledger_row": row, "task_id": "higgsfield_other", "seed": 7, "prompt_start": "x"}
-    right = {
-        "ledger_row": row,
-        "task_id": "higgsfield_right",
-        "seed": 42,
-        "prompt_start": "a heron",
-    }
+    right = {**wrong, "task_id": "higgsfield_right", "seed": 42, "prompt_start": "a heron"}
     journal.append(path, wrong)
     journal.append(path, right)
-    with Ledger.open() as ledger:
-        record = ledger.get(row)
-    assert record is not None and record.remote_id == "higgsfield_right"
-    assert record.state == "submitted"
+    record = recorded(row)
+    assert (record.remote_id, record.state) == ("higgsfield_right", "submitted")
     kept = path.read_bytes().rstrip(b"\0")
     assert b"higgsfield_other" in kept and b"higgsfield_right" not in kept  # kept, not dropped
 
 
+def test_a_foreign_journal_record_does_not_stop_the_others(isolated_dirs: Path) -> None:
+    row, path = submitting_row("an ibis", 3)
+    journal.append(path, {"ledger_row": "not a row", "task_id": "higgsfield_odd"})
+    good = {"ledger_row": row, "task_id": "higgsfield_ibis", "seed": 3, "prompt_start": "an ibis"}
+    journal.append(path, good)
+    assert recorded(row).remote_id == "higgsfield_ibis"
+    assert b"higgsfield_odd" in path.read_bytes()
+
+
 def test_take_over_leaves_a_finished_task_alone(isolated_dirs: Path) -> None:
     from soulcli.ledger import Ledger
-    from soulcli.request_builder import build_request
 
-    request = build_request(
-        "a crane", style=None, ar=None, quality=None, seed=1, negative=None, enhance=None
-    )
+    row, _ = submitting_row("a crane", 1)
     with Ledger.open() as ledger:
-        row = ledger.add(request, out_dir=None, api_host="x")
         ledger.set_remote_id(row, "higgsfield_done")
         assert ledger.take_over(row) is None  # unfinished: now this process's
         ledger.set_results(row, "completed", [])
         standing = ledger.take_over(row)
     assert standing is not None and standing.state == "completed"
-
-
-def test_a_foreign_journal_record_does_not_stop_the_others(isolated_dirs: Path) -> None:
-    from soulcli import journal
-    from soulcli.ledger import Ledger
-    from soulcli.request_builder import build_request
-
-    request = build_request(
-        "an ibis", style=None, ar=None, quality=None, seed=3, negative=None, enhance=None
-    )
-    with Ledger.open() as ledger:
-        row = ledger.add(request, out_dir=None, api_host="x")
-        path = ledger.journal
-    assert path is not None
-    journal.append(path, {"ledger_row": "not a row", "task_id": "higgsfield_odd"})
-    good = {"ledger_row": row, "task_id": "higgsfield_ibis", "seed": 3, "prompt_start": "an ibis"}
-    journal.append(path, good)
-    with Ledger.open() as ledger:
-        record = ledger.get(row)
-    assert record is not None and record.remote_id == "higgsfield_ibis"
-    assert b"higgsfield_odd" in path.read_bytes()
