@@ -365,22 +365,16 @@ class Ledger:
     def claims(self, line_keys: list[str]) -> dict[str, TaskRecord]:
         """The row holding each batch line that has one (its claim not released)."""
         found: dict[str, TaskRecord] = {}
-        for start in range(0, len(line_keys), 500):
-            chunk = line_keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for record in self._select(
-                f"line_key IN ({marks}) AND claim_released = 0", tuple(chunk)
-            ):
+        for marks, chunk in _in_chunks(line_keys):
+            for record in self._select(f"line_key IN ({marks}) AND claim_released = 0", chunk):
                 found[str(record.line_key)] = record
         return found
 
     def last_seeds(self, line_keys: list[str]) -> dict[str, int]:
         """The seed each batch line was last sent with, released claims included."""
         seeds: dict[str, int] = {}
-        for start in range(0, len(line_keys), 500):
-            chunk = line_keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for record in reversed(self._select(f"line_key IN ({marks})", tuple(chunk))):
+        for marks, chunk in _in_chunks(line_keys):
+            for record in reversed(self._select(f"line_key IN ({marks})", chunk)):
                 seeds[str(record.line_key)] = record.seed  # oldest first: the newest wins
         return seeds
 
@@ -398,9 +392,7 @@ class Ledger:
 
     def release_claims(self, line_keys: list[str], *, before: float) -> None:
         """Let lines be sent again (`--again`): rows made before `before` give up their claim."""
-        for start in range(0, len(line_keys), 500):
-            chunk = line_keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_chunks(line_keys):
             self._write(
                 f"UPDATE tasks SET claim_released = 1 WHERE line_key IN ({marks})"
                 " AND claim_released = 0 AND created_at < ?",
@@ -569,6 +561,13 @@ class Ledger:
                     OUTCOME_UNKNOWN,
                     "soul stopped while submitting; the request may have been charged",
                 )
+
+
+def _in_chunks(keys: list[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Keys in slices small enough for one `IN (...)`, each with its placeholders."""
+    for start in range(0, len(keys), size):
+        chunk = tuple(keys[start : start + size])
+        yield ",".join("?" * len(chunk)), chunk
 
 
 def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:

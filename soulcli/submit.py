@@ -76,7 +76,7 @@ def _post(
     try:
         return client.submit(request, on_answer=on_answer)
     except MaybeChargedError as exc:
-        unrecorded = _try(ledger.set_state, local_id, OUTCOME_UNKNOWN, exc.message)
+        unrecorded = try_to_record(ledger.set_state, local_id, OUTCOME_UNKNOWN, exc.message)
         exc.hint = (
             unrecorded or f"it is recorded as task {local_id} in `soul history`"
         ) + f"; {exc.hint or ''}"
@@ -84,11 +84,11 @@ def _post(
     except SoulError as exc:
         # Refused or never sent: the server took nothing, so nothing was charged. (If the
         # ledger cannot say so, the line stays claimed: never sent again, not re-sent.)
-        _try(ledger.set_refused, local_id, f"not submitted: {exc.message}")
+        try_to_record(ledger.set_refused, local_id, f"not submitted: {exc.message}")
         raise
     except STOPS as stop:
         message = f"{stop_word(stop)} while submitting; the request may have been charged"
-        unrecorded = _try(ledger.set_state, local_id, OUTCOME_UNKNOWN, message)
+        unrecorded = try_to_record(ledger.set_state, local_id, OUTCOME_UNKNOWN, message)
         raise SoulError(
             message,
             hint=unrecorded or f"it is recorded as task {local_id} in `soul history`",
@@ -96,8 +96,9 @@ def _post(
         ) from None
 
 
-def _try(write: Callable[..., None], *args: object) -> str:
-    """A ledger write whose failure must not hide the error being reported: '' if it worked."""
+def try_to_record(write: Callable[..., None], *args: object) -> str:
+    """A ledger write whose failure must not hide what is being reported: '' if it worked,
+    else what went wrong."""
     try:
         write(*args)
     except ConfigError as exc:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soulcli import signals, ui
 from soulcli.config import Settings, check_base_url, require_api_key
-from soulcli.errors import STOPS, ConfigError, ExitCode, SoulError, TaskStoppedError, resume_command
+from soulcli.errors import STOPS, ExitCode, SoulError, TaskStoppedError, resume_command
 from soulcli.text import one_line
 
 if TYPE_CHECKING:
@@ -186,10 +187,11 @@ def _follow(
 
 def _best_effort(write: Callable[..., None], *args: Any) -> None:
     """A ledger write after the task id is recorded: if it fails, the row stays resumable."""
-    try:
-        write(*args)
-    except ConfigError as exc:
-        ui.warn(f"{exc.message}; `soul fetch` checks this task again later")
+    from soulcli.submit import try_to_record
+
+    problem = try_to_record(write, *args)
+    if problem:
+        ui.warn(f"{problem}; `soul fetch` checks this task again later")
 
 
 def _wait_and_save(
@@ -274,16 +276,9 @@ def _save(
             ui.warn(f"could not write the metadata file for {image.path.name}: {exc.strerror}")
 
     jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
-    if options.downloader is not None:
-        return options.downloader.save_all(
-            task_id,
-            jobs,
-            out_dir,
-            on_saved=with_sidecar,
-            stem=options.stem,
-            previews=options.previews,
-        )
-    with ImageDownloader() as downloader:
+    # A batch shares one downloader between its tasks; a single task makes its own.
+    shared = options.downloader
+    with nullcontext(shared) if shared is not None else ImageDownloader() as downloader:
         return downloader.save_all(
             task_id,
             jobs,
