@@ -86,30 +86,14 @@ def load_config(path: Path | None = None) -> dict[str, str]:
     return values
 
 
-def _toml_string(value: str) -> str:
-    out = ['"']
-    for char in value:
-        code = ord(char)
-        if char == '"':
-            out.append('\\"')
-        elif char == "\\":
-            out.append("\\\\")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
 def save_config(values: dict[str, str], path: Path | None = None) -> Path:
     """Write the config atomically; the file is created at mode 0600 and never widened."""
     path = path or config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lines = ["# soul configuration: see `soul config list`"]
-    ordered = [k for k in KNOWN_KEYS if k in values]
-    lines += [f"{key} = {_toml_string(values[key])}" for key in ordered]
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    import tomli_w
+
+    ordered = {key: values[key] for key in KNOWN_KEYS if key in values}
+    payload = ("# soul configuration: see `soul config list`\n" + tomli_w.dumps(ordered)).encode()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -145,16 +129,29 @@ class Settings:
 
 
 ENV_OVERRIDES = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}
-DEFAULTS = {"base_url": DEFAULT_BASE_URL}
+# What soul uses when a key is set nowhere (shown by `config list`; the request
+# builder applies the same values).
+DEFAULTS = {
+    "base_url": DEFAULT_BASE_URL,
+    "style": "GENERAL",
+    "aspect_ratio": "1:1",
+    "quality": "720p",
+    "out_dir": ".",
+}
+# What a key set nowhere means, for the keys without a default.
+UNSET_MEANING = {
+    "api_key": "run `soul config set api_key` or set SOUL_API_KEY",
+    "confirm_above": "soul never asks before spending",
+}
 
 
 def value_and_source(name: str, values: dict[str, str]) -> tuple[str | None, str]:
-    """The value in force for a key and where it comes from: env, config, default or ""."""
+    """The value in force for a key and where it comes from: env, file, default or ""."""
     env_name = ENV_OVERRIDES.get(name)
     if env_name and os.environ.get(env_name, "").strip():
         return os.environ[env_name].strip(), f"env {env_name}"
     if values.get(name):
-        return values[name].strip(), "config"
+        return values[name].strip(), "file"
     if name in DEFAULTS:
         return DEFAULTS[name], "default"
     return None, ""
@@ -237,7 +234,7 @@ def require_api_key(settings: Settings) -> str:
     if not key:
         raise ConfigError(
             "no API key is set",
-            hint="run `soul config set api_key` (or set SOUL_API_KEY)",
+            hint="run `soul config set api_key` or set SOUL_API_KEY",
         )
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in key) or not key.isascii():
         raise ConfigError("the API key has spaces or characters that cannot be sent in a header")

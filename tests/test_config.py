@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -34,9 +35,11 @@ def test_get_and_list_mask_the_key() -> None:
     got = invoke("config", "get", "api_key")
     assert got.stdout.strip() == "****" + SENTINEL_KEY[-4:]
     listed = invoke("config", "list")
-    assert "api_key = ****" + SENTINEL_KEY[-4:] in listed.stdout
+    assert re.search(
+        r"^api_key +\= \*\*\*\*" + SENTINEL_KEY[-4:] + r"  \[file\]$", listed.stdout, re.M
+    )
     as_json = json.loads(invoke("config", "list", "--json").stdout)
-    assert as_json["api_key"] == {"value": "****" + SENTINEL_KEY[-4:], "source": "config"}
+    assert as_json["api_key"] == {"value": "****" + SENTINEL_KEY[-4:], "source": "file"}
     assert as_json["base_url"] == {"value": "https://api.302.ai", "source": "default"}
 
 
@@ -65,7 +68,40 @@ def test_unset_removes_a_value() -> None:
     invoke("config", "set", "quality", "1080p")
     assert invoke("config", "unset", "quality").code == 0
     assert "quality" not in load_config()
-    assert invoke("config", "get", "quality").code == 3
+    assert invoke("config", "get", "quality").stdout == "720p\n"  # the default, in force
+    unset = invoke("config", "get", "confirm_above")
+    assert unset.code == 3 and unset.stdout == ""
+    assert "never asks" in unset.stderr
+
+
+def test_list_shows_every_effective_value_and_its_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    invoke("config", "set", "quality", "1080p")
+    monkeypatch.setenv("SOUL_BASE_URL", "http://127.0.0.1:9")
+    listed = invoke("config", "list")
+    assert listed.code == 0
+    rows = dict(
+        re.match(r"^(\w+) += (.*)$", line).groups()  # type: ignore[union-attr]
+        for line in listed.stdout.splitlines()
+    )
+    assert rows == {
+        "api_key": "none  [not set: run `soul config set api_key` or set SOUL_API_KEY]",
+        "base_url": "http://127.0.0.1:9  [env SOUL_BASE_URL]",
+        "style": "GENERAL  [default]",
+        "aspect_ratio": "1:1  [default]",
+        "quality": "1080p  [file]",
+        "out_dir": ".  [default]",
+        "confirm_above": "none  [not set: soul never asks before spending]",
+    }
+    assert "(not set)" not in listed.stdout
+
+
+def test_values_with_quotes_and_backslashes_survive_the_toml_writer() -> None:
+    odd = 'C:\\images\\"best" \u00e9t\u00e9 #1'
+    assert invoke("config", "set", "out_dir", odd).code == 0
+    assert load_config() == {"out_dir": odd}
+    assert config_path().read_text(encoding="utf-8").startswith("# soul configuration")
 
 
 def test_environment_beats_config_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,14 +53,19 @@ def config_set(
 
 @app.command("get")
 def config_get(key: KeyArgument) -> None:
-    """Print one effective value (the API key masked). Example: soul config get quality"""
+    """Print one effective value, default included (the API key masked).
+
+    Exits 3 for a key set nowhere that has no default (api_key, confirm_above).
+
+    Example: soul config get quality
+    """
     from soulcli import ui
-    from soulcli.config import canonical_key
+    from soulcli.config import UNSET_MEANING, canonical_key
 
     name = canonical_key(key)
     value, _source = effective_value(name)
     if value is None:
-        ui.say(f"soul: {name} is not set")
+        ui.say(f"soul: {name} is not set; {UNSET_MEANING[name]}")
         raise typer.Exit(int(ExitCode.CONFIG))
     ui.emit(mask(name, value))
 
@@ -82,9 +87,12 @@ def config_unset(key: KeyArgument) -> None:
 
 @app.command("list")
 def config_list(json_: JsonFlag = False) -> None:
-    """Show every setting, its effective value and where it comes from."""
+    """Show every setting, its effective value and where it comes from.
+
+    Sources: file (the config file), env SOUL_API_KEY / SOUL_BASE_URL, or default.
+    """
     from soulcli import ui
-    from soulcli.config import KNOWN_KEYS, load_config, value_and_source
+    from soulcli.config import KNOWN_KEYS, UNSET_MEANING, load_config, value_and_source
 
     values = load_config()  # read once for every key
     rows = {name: value_and_source(name, values) for name in KNOWN_KEYS}
@@ -96,9 +104,12 @@ def config_list(json_: JsonFlag = False) -> None:
             }
         )
         return
+    width = max(len(name) for name in rows)
     for name, (value, source) in rows.items():
-        shown = mask(name, value) if value is not None else "(not set)"
-        ui.emit(f"{name} = {shown}" + (f"  [{source}]" if source else ""))
+        if value is None:
+            ui.emit(f"{name:<{width}} = none  [not set: {UNSET_MEANING[name]}]")
+        else:
+            ui.emit(f"{name:<{width}} = {mask(name, value)}  [{source}]")
 
 
 @app.command("path")
