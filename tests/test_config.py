@@ -81,10 +81,10 @@ def test_list_shows_every_effective_value_and_its_source(
     monkeypatch.setenv("SOUL_BASE_URL", "http://127.0.0.1:9")
     listed = invoke("config", "list")
     assert listed.code == 0
-    rows = dict(
-        re.match(r"^(\w+) += (.*)$", line).groups()  # type: ignore[union-attr]
-        for line in listed.stdout.splitlines()
-    )
+    rows = {}
+    for line in listed.stdout.splitlines():
+        name, _, rest = line.partition(" = ")
+        rows[name.strip()] = rest
     assert rows == {
         "api_key": "none  [not set: run `soul config set api_key` or set SOUL_API_KEY]",
         "base_url": "http://127.0.0.1:9  [env SOUL_BASE_URL]",
