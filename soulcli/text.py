@@ -25,3 +25,18 @@ def one_line(text: object, limit: int = 300) -> str:
 def shorten(text: str, limit: int) -> str:
     """Return `text` cut to at most `limit` characters, marking the cut with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells `text` takes: 2 for wide (CJK) characters, 0 for combining marks.
+
+    unicodedata is a small C module: aligning piped columns must not cost Rich's import.
+    """
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )

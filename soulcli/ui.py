@@ -114,3 +114,63 @@ def spinner(line: WaitLine | None) -> Iterator[None]:
 
     with Live(line, console=stderr_console(), refresh_per_second=8, transient=True):
         yield
+
+
+def terminal_size() -> os.terminal_size:
+    """The size of the terminal on stdout (COLUMNS/LINES win, as Rich and less honour them)."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24))
+
+
+def page(text: str, *, allowed: bool = True) -> None:
+    """Write `text` to stdout, through a pager when it is longer than the terminal.
+
+    Like git: `PAGER` (default `less -FRX`: quit if one screen, keep colours and
+    links, leave the text on screen), never when stdout is not a terminal, and an
+    empty PAGER or `cat` means no pager.
+    """
+    lines = text.count("\n")
+    pager = os.environ.get("PAGER", "less -FRX").strip()
+    if (
+        not allowed
+        or not sys.stdout.isatty()
+        or pager in ("", "cat")
+        or lines < terminal_size().lines
+    ):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    import shlex
+    import shutil
+    import signal
+    import subprocess
+
+    try:
+        program = shlex.split(pager)[0]
+    except (ValueError, IndexError):
+        program = ""
+    if shutil.which(program) is None:  # no less on this machine: print, as git does
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")  # as git does, for a PAGER=less without options
+    # The pager owns Ctrl-C while it runs (less uses it to stop a search), as in git.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
+        except OSError:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(text.encode("utf-8", "replace"))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the reader quit the pager before the end: that is fine
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)

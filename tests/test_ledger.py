@@ -103,7 +103,7 @@ def test_dropped_connection_after_post_is_outcome_unknown(
     history = json.loads(run_soul("history", "--json", fake=fake).stdout)
     assert history[0]["state"] == "outcome_unknown"
     table = run_soul("history", fake=fake)
-    assert "0.1 PTC possibly charged" in table.stdout
+    assert "0.1 PTC possibly charged" in table.stderr
 
 
 def test_refused_submit_is_failed_and_costs_nothing(
@@ -114,7 +114,7 @@ def test_refused_submit_is_failed_and_costs_nothing(
     assert result.code == 5
     row = ledger_rows(isolated_dirs)[0]
     assert row["state"] == "failed" and "not submitted" in row["error"]
-    assert "spent 0 PTC" in run_soul("history", fake=fake).stdout
+    assert "spent 0 PTC" in run_soul("history", fake=fake).stderr
 
 
 def test_two_concurrent_runs_keep_two_intact_rows(
@@ -267,7 +267,7 @@ def test_history_filters_and_show(fake: Fake302, out_dir: Path) -> None:
     table = run_soul("history", fake=fake)
     assert table.code == 0
     assert "a dog on a skateboard" in table.stdout and "a cat in a box" in table.stdout
-    assert "2 tasks · spent 0.3 PTC" in table.stdout
+    assert "2 tasks · spent 0.3 PTC" in table.stderr
     assert table.stdout.index("a cat in a box") < table.stdout.index("a dog on a skateboard")
     only_dogs = json.loads(run_soul("history", "--search", "DOG", "--json", fake=fake).stdout)
     assert [t["prompt"] for t in only_dogs] == ["a dog on a skateboard"]

@@ -17,15 +17,20 @@ def test_catalog_has_the_60_distinct_styles() -> None:
     assert len({s.id for s in styles}) == 60
 
 
-def test_styles_table_lists_every_style_with_prices() -> None:
+def test_piped_styles_are_plain_columns_and_the_price_line_goes_to_stderr() -> None:
     result = invoke("styles")
     assert result.code == 0
-    for style in load_styles():
-        assert style.name in result.stdout
-        assert style.id in result.stdout
-    assert "0.1 PTC per request" in result.stdout and "0.025 PTC per image" in result.stdout
-    assert "0.2 PTC per request" in result.stdout and "0.05 PTC per image" in result.stdout
-    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ID", "PREVIEW"]
+    assert len(lines) == 61
+    for style, line in zip(load_styles(), lines[1:], strict=True):
+        assert line.startswith(style.name) and style.id in line
+        assert line.endswith(style.preview_url) and line == line.rstrip()
+    assert not any(char in result.stdout for char in "│─┃━")  # no box drawing
+    assert "Price" not in result.stdout
+    assert "Price per request of 4 images" in result.stderr
+    assert "720p: 0.1 PTC (0.025 PTC per image)" in result.stderr
+    assert "1080p: 0.2 PTC (0.05 PTC per image)" in result.stderr
 
 
 def test_search_filters_case_insensitively() -> None:
@@ -41,7 +46,8 @@ def test_search_json_is_a_list_of_styles() -> None:
     names = [s["name"] for s in json.loads(result.stdout)]
     assert names == ["Night Beach", "Office beach"]
     full = json.loads(invoke("styles", "--json").stdout)
-    assert len(full) == 60 and set(full[0]) == {"id", "name", "preview_url"}
+    assert len(full) == 60 and set(full[0]) == {"id", "name", "preview_url", "price_ptc"}
+    assert all(style["price_ptc"] == {"720p": 0.1, "1080p": 0.2} for style in full)
 
 
 def test_search_without_match_says_so_on_stderr() -> None:

@@ -133,58 +133,102 @@ def spend(records: list[TaskRecord]) -> tuple[Decimal, Decimal]:
     return charged, unknown
 
 
-def _print_table(records: list[TaskRecord]) -> None:
-    import sys
-    from datetime import datetime
+STATE_COLOURS = {
+    "completed": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "outcome_unknown": "magenta",
+    "timed_out": "yellow",
+    "submitted": "cyan",
+}
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
+def totals_line(records: list[TaskRecord]) -> str:
+    """`3 tasks · spent 0.3 PTC`, plus what may have been charged without a task id."""
     from soulcli.models import format_ptc
-    from soulcli.text import one_line, shorten
 
     charged, unknown = spend(records)
-    caption = (
+    line = (
         f"{len(records)} task{'s' if len(records) != 1 else ''} · spent {format_ptc(charged)} PTC"
     )
     if unknown:
-        caption += f" (+{format_ptc(unknown)} PTC possibly charged)"
-    console = Console(highlight=False) if sys.stdout.isatty() else Console(width=200)
-    table = Table(caption=caption, caption_justify="left")
-    for name, justify in [
-        ("#", "right"),
-        ("When", "left"),
-        ("State", "left"),
-        ("Style", "left"),
-        ("Quality", "left"),
-        ("Ratio", "left"),
-        ("Seed", "right"),
-        ("Cost", "right"),
-        ("Prompt", "left"),
-        ("Images", "right"),
-    ]:
-        table.add_column(name, justify=justify, no_wrap=name != "Prompt")  # type: ignore[arg-type]
-    colours = {
-        "completed": "green",
-        "partial": "yellow",
-        "failed": "red",
-        "outcome_unknown": "magenta",
-        "timed_out": "yellow",
-        "submitted": "cyan",
-    }
-    for record in records:
-        cost = format_ptc(record.price_ptc) if record.charged else "-"
-        table.add_row(
+        line += f" (+{format_ptc(unknown)} PTC possibly charged)"
+    return line
+
+
+def history_rows(records: list[TaskRecord]) -> list[list[str]]:
+    """One row of cells per task, in the order of HISTORY_COLUMNS."""
+    from datetime import datetime
+
+    from soulcli.models import format_ptc
+    from soulcli.text import one_line
+
+    return [
+        [
             str(record.id),
             datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M"),
-            Text(record.state, style=colours.get(record.state, "")),
-            Text(shorten(record.style_name, 20)),
+            record.state,
+            record.style_name,
             record.quality,
             record.aspect_ratio,
             str(record.seed),
-            cost,
-            Text(shorten(one_line(record.prompt, 200), 48)),
+            format_ptc(record.price_ptc) if record.charged else "-",
             f"{len(record.saved_paths)}/{max(4, len(record.images))}",
+            one_line(record.prompt, 200),
+        ]
+        for record in records
+    ]
+
+
+# On a narrow terminal the seed, ratio and quality go first, then the image count,
+# style and date; the # (which `history show` and `fetch` take), the state, the cost
+# and the prompt stay.
+HISTORY_COLUMNS = [
+    ("#", 0, "right"),
+    ("When", 2, "left"),
+    ("State", 0, "left"),
+    ("Style", 3, "left"),
+    ("Quality", 5, "left"),
+    ("Ratio", 6, "left"),
+    ("Seed", 7, "right"),
+    ("Cost", 0, "right"),
+    ("Images", 4, "right"),
+    ("Prompt", 0, "left"),
+]
+
+
+def _print_table(records: list[TaskRecord]) -> None:
+    """A table as wide as the terminal, or plain columns and the totals on stderr when piped."""
+    import sys
+
+    from soulcli import ui
+
+    rows = history_rows(records)
+    if not sys.stdout.isatty():
+        from soulcli.tables import plain_lines
+
+        headers = [name.upper() for name, _, _ in HISTORY_COLUMNS]
+        right = frozenset(
+            i for i, (_, _, justify) in enumerate(HISTORY_COLUMNS) if justify == "right"
         )
-    console.print(table)
+        for text in plain_lines(headers, rows, right=right):
+            ui.emit(text)
+        ui.say(totals_line(records))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    from soulcli.tables import Column, fitted_lines
+
+    columns = [
+        Column(name, drop=drop, justify=justify, flex=name == "Prompt")  # type: ignore[arg-type]
+        for name, drop, justify in HISTORY_COLUMNS
+    ]
+    cells: list[list[str | Text]] = []
+    for row in rows:
+        state = Text(row[2], style=STATE_COLOURS.get(row[2], ""))
+        cells.append([*row[:2], state, *row[3:]])
+    console = Console(highlight=False)
+    for line in fitted_lines(columns, cells, console.width):
+        console.print(line)
+    console.print(totals_line(records), style="dim")

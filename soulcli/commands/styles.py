@@ -21,9 +21,20 @@ def styles(
             "--search", "-S", metavar="TEXT", help="Only styles whose name or id contains TEXT."
         ),
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Every column in full, preview URLs as plain text."),
+    ] = False,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Do not page long output on a terminal.")
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """List the styles you can pass to --style, with the price of each quality.
+
+    On a terminal: name, price per request of 4 images at 720p and 1080p, id, and a
+    preview link, as many columns as fit; long lists go through PAGER (less -FRX).
+    Piped: aligned plain columns NAME, ID, PREVIEW (the price line goes to stderr).
 
     Example: soul styles --search y2k
     """
@@ -32,15 +43,28 @@ def styles(
 
     found = list(search_styles(search)) if search else list(load_styles())
     if json_:
-        ui.emit_json([{"id": s.id, "name": s.name, "preview_url": s.preview_url} for s in found])
+        prices = price_per_quality()
+        ui.emit_json(
+            [
+                {"id": s.id, "name": s.name, "preview_url": s.preview_url, "price_ptc": prices}
+                for s in found
+            ]
+        )
         return
     if not found:
         ui.say(f"soul: no style matches {search!r}; run `soul styles` for all {len(load_styles())}")
         return
-    if sys.stdout.isatty():
-        _print_table(found, search)
+    if sys.stdout.isatty() and not wide:
+        _print_table(found, search, pager=not no_pager)
     else:
-        _print_plain(found)
+        _print_plain(found, pager=not no_pager)
+
+
+def price_per_quality() -> dict[str, float]:
+    """PTC per request of 4 images, by quality (floats: JSON readers want numbers)."""
+    from soulcli.constants import PRICE_PTC_TEXT
+
+    return {quality: float(text) for quality, text in PRICE_PTC_TEXT.items()}
 
 
 def price_caption() -> str:
@@ -48,48 +72,59 @@ def price_caption() -> str:
     from soulcli.constants import IMAGES_PER_REQUEST, PRICE_PTC_TEXT
 
     parts = [
-        f"{quality}: {text} PTC per request of {IMAGES_PER_REQUEST} images "
-        f"({float(text) / IMAGES_PER_REQUEST:g} PTC per image)"
+        f"{quality}: {text} PTC ({float(text) / IMAGES_PER_REQUEST:g} PTC per image)"
         for quality, text in PRICE_PTC_TEXT.items()
     ]
-    return "Price · " + " · ".join(parts)
+    return f"Price per request of {IMAGES_PER_REQUEST} images · " + " · ".join(parts)
 
 
-def _print_plain(found: list[Style]) -> None:
+def _print_plain(found: list[Style], *, pager: bool) -> None:
     """Aligned columns without Rich: for pipes, pagers and grep (and a faster start)."""
     from soulcli import ui
+    from soulcli.tables import plain_lines
 
-    rows = [("NAME", "ID", "PREVIEW")] + [(s.name, s.id, s.preview_url) for s in found]
-    width = max(len(name) for name, _, _ in rows)
-    for name, ident, preview in rows:
-        ui.emit(f"{name:<{width}}  {ident:<36}  {preview}")
-    ui.emit(price_caption())
+    lines = plain_lines(["NAME", "ID", "PREVIEW"], [[s.name, s.id, s.preview_url] for s in found])
+    ui.page("\n".join(lines) + "\n", allowed=pager)
+    ui.say(price_caption())  # talk, not data: `soul styles | cut` sees only the rows
 
 
-def _print_table(found: list[Style], search: str | None) -> None:
+def _print_table(found: list[Style], search: str | None, *, pager: bool) -> None:
     import re
 
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
-    table = Table(
-        title=f"Soul styles ({len(found)})", caption=price_caption(), caption_justify="left"
-    )
-    table.add_column("Name", no_wrap=True)
-    table.add_column("ID", no_wrap=True, style="dim")
-    table.add_column("Preview", overflow="fold")
+    from soulcli import ui
+    from soulcli.constants import PRICE_PTC_TEXT
+    from soulcli.tables import Column, fitted_lines
+
     pattern = (
         re.compile(re.escape(search.strip()), re.IGNORECASE) if search and search.strip() else None
     )
+    rows: list[list[str | Text]] = []
     for style in found:
-        name, ident = Text(style.name), Text(style.id)
+        name, ident = Text(style.name), Text(style.id, style="dim")
         if pattern is not None:
             name.highlight_regex(pattern, style="bold magenta")
             ident.highlight_regex(pattern, style="bold magenta")
-        table.add_row(name, ident, style.preview_url)
-    console.print(table)
+        # The link's text stays short; terminals that know OSC 8 open the URL on click.
+        preview = Text("preview", style=f"link {style.preview_url}") if style.preview_url else ""
+        prices: list[str | Text] = [PRICE_PTC_TEXT[q] for q in PRICE_PTC_TEXT]
+        rows.append([name, *prices, ident, preview])
+    columns = [
+        Column("Name", whole=True),
+        *(Column(quality, justify="right") for quality in PRICE_PTC_TEXT),
+        Column("ID", drop=2),
+        Column("Preview", drop=3),
+    ]
+    console = Console(highlight=False)
+    title = f"Soul styles ({len(found)})"
+    with console.capture() as captured:
+        console.print(title, style="italic")
+        for line in fitted_lines(columns, rows, console.width):
+            console.print(line)
+        console.print(price_caption(), style="dim", overflow="fold")
+    ui.page(captured.get(), allowed=pager)
 
 
 app = new_app()
