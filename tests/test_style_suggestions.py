@@ -10,7 +10,7 @@ from soulcli.catalog import load_styles, resolve_style
 from soulcli.errors import UsageError
 from soulcli.fake302 import Fake302
 from soulcli.fuzzy import closest
-from tests.conftest import run_soul
+from tests.conftest import invoke, run_soul
 
 # What a user types for a style that exists, and the style that must be suggested
 # first. Every row is a typo that must not resolve: it only earns a hint.
@@ -189,3 +189,9 @@ def test_a_spacing_variant_resolves_through_the_cli(fake: Fake302) -> None:
     fisheye = resolve_style("Fisheye")
     assert json.loads(result.stdout)["style_id"] == fisheye.id
     assert fake.requests() == []
+
+
+def test_a_mistyped_command_gets_the_same_matcher() -> None:
+    result = invoke("GENERATE", "a dog")
+    assert result.code == 2
+    assert "did you mean 'generate'?" in result.stderr
