@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from soulcli.errors import UsageError
+from soulcli.fuzzy import closest
 
 DEFAULT_STYLE = "GENERAL"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -91,10 +92,48 @@ def resolve_style(query: str) -> Style:
 
 
 def _suggestion(text: str, styles: tuple[Style, ...]) -> str:
-    import difflib
+    """The hint for an unknown style: the closest names, and a search that finds something.
 
-    by_lower = {s.name.lower(): s.name for s in styles}
-    close = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.5)
-    if close:
-        return "did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
-    return "see `soul styles` for the list"
+    Only a hint: the caller still fails, so a typo never picks a style for a paid request.
+    """
+    names = closest(_compact(text), {s.name: _name_keys(s.name) for s in styles})
+    word = _search_word(text, styles)
+    search = f"`soul styles --search {word}`" if word else "`soul styles`"
+    # No parentheses: the CLI prints the hint inside its own.
+    if names:
+        quoted = [repr(name) for name in names]
+        either = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        return f"did you mean {either}? see also {search}"
+    if word:
+        return f"no style name is close; try {search}"
+    return "no style name is close; see `soul styles` or `soul styles --search WORD`"
+
+
+@cache
+def _name_keys(name: str) -> frozenset[str]:
+    """What a query is compared with: the whole name and its words, compacted.
+
+    Camel-case parts count as words (`photo booth` is close to `Vintage PhotoBooth`).
+    Words under 4 letters are left out: 'too' or 'day' come near any short query
+    ('Tokio' scored 75 against "Help It's Too Big").
+    """
+    parts = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9.]+", name)
+    words = {_compact(w) for w in (*re.split(r"[^0-9A-Za-z.]+", name), *parts)}
+    return frozenset({_compact(name)} | {w for w in words if len(w) >= 4})
+
+
+def _search_word(text: str, styles: tuple[Style, ...]) -> str | None:
+    """The longest start (3 letters or more) of a word of `text` that some style name contains.
+
+    `soul styles --search` with it lists at least one style; 'Tokio' gives 'tok'.
+    """
+    names = [s.name.lower() for s in styles]
+    best: str | None = None
+    for word in re.split(r"[^0-9a-z]+", text.lower()):
+        for end in range(len(word), 2, -1):
+            if best is not None and end <= len(best):
+                break
+            if any(word[:end] in name for name in names):
+                best = word[:end]
+                break
+    return best

@@ -52,9 +52,10 @@ class LazyGroup(TyperGroup):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:
-            import difflib
+            from soulcli.fuzzy import closest
 
-            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            # The same matcher as style names, so both kinds of typo are judged alike.
+            close = closest(args[0].lower(), {c: [c] for c in COMMANDS}, limit=1) if args else []
             if not close:
                 raise
             hint = f"{exc.message.rstrip('.')}; did you mean {close[0]!r}?"
