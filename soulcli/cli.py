@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
+    "doctor": ("soulcli.commands.doctor", "Check config, key and API host; spends nothing."),
 }
 
 

@@ -304,6 +304,25 @@ class ApiClient:
         except ValueError as exc:
             raise RetryableError(f"the API sent an unreadable task answer ({exc})") from exc
 
+    def probe(self, task_id: str) -> ApiResponse:
+        """GET the poll path once, no retry, and return whatever status came back.
+
+        For `soul doctor`: a GET creates no task and costs nothing, and the caller, not
+        this client, decides what each status means (a 404 for a made-up id is good
+        news there). Raises UnreachableError when no connection could be made and
+        ServerError when one was made but no answer came (read timeout, dropped).
+        """
+        try:
+            return self._send("GET", fetch_path(task_id))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UnreachableError(
+                f"cannot reach the API at {self._http.base_url} ({_reason(exc)})"
+            ) from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServerError(
+                f"the API at {self._http.base_url} did not answer ({_reason(exc)})"
+            ) from exc
+
     def fetch(
         self, task_id: str, *, deadline: float, on_retry: Callable[[str], None] | None = None
     ) -> TaskSnapshot:

@@ -66,6 +66,9 @@ POLL_FAULTS = (
     "shrink",
     "unknown_status",
     "regress",
+    # Refusals the API page expects on any request, not only a submit (soul doctor polls).
+    "402",
+    "403",
 )
 IMAGE_FAULTS = ("truncate", "cut", "html", "500", "404", "redirect", "redirect_http")
 

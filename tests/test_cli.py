@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ["config", "unset"],
         ["config", "list"],
         ["config", "path"],
+        ["doctor"],
     ],
 )
 def test_every_command_has_help_with_an_example_or_summary(command: list[str]) -> None:
@@ -60,7 +61,14 @@ def test_exit_code_table_in_readme_matches_the_code() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["styles", "--search", "y2k"], ["config", "path"], ["generate", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["styles", "--search", "y2k"],
+        ["config", "path"],
+        ["generate", "--help"],
+        ["doctor", "--help"],
+    ],
 )
 def test_light_commands_do_not_import_httpx(args: list[str]) -> None:
     probe = (
