@@ -63,10 +63,11 @@ def test_all_well_exits_0_shows_sources_and_masks_the_key(
     assert SENTINEL_KEY not in result.stdout + result.stderr
     assert all(line.startswith("ok    ") for line in result.lines), result.stdout
     assert result.lines[0] == f"ok    config file {path} (mode 0600)"
-    assert f"ok    api_key {MASKED} [config]" in result.lines
+    assert f"ok    api_key {MASKED} [file]" in result.lines
     assert f"ok    base_url {fake.base_url} [env SOUL_BASE_URL]" in result.lines
-    assert "ok    quality 1080p [config]" in result.lines
-    assert "ok    style (not set)" in result.lines
+    assert "ok    quality 1080p [file]" in result.lines
+    assert "ok    style GENERAL [default]" in result.lines
+    assert "ok    confirm_above none [not set: soul never asks before spending]" in result.lines
     host = line_of(result, "ok    API host")
     assert f"{fake.base_url} answers (GET {PROBE_PATH}: 404 in " in host
     assert result.lines[-1] == "ok    key accepted (a made-up key is refused with 401)"
@@ -82,9 +83,9 @@ def test_no_key_exits_config_and_sends_nothing(fake: Fake302) -> None:
     result = run_soul("doctor", env=without_env_key(fake))
     assert result.code == ExitCode.CONFIG
     assert "FAIL  api_key not set" in result.lines
-    assert "      fix: run `soul config set api_key` (or set SOUL_API_KEY)" in result.lines
+    assert "      fix: run `soul config set api_key` or set SOUL_API_KEY" in result.lines
     # The list goes on past the problem; what needs a key is skipped, not tried.
-    assert "ok    quality (not set)" in result.lines
+    assert "ok    quality 720p [default]" in result.lines
     assert result.lines[-2].startswith("skip  API host not asked")
     assert result.lines[-1].startswith("skip  key not tried")
     assert result.stderr.splitlines()[-1].startswith("soul: error: api_key not set")
@@ -172,11 +173,11 @@ def test_a_bad_value_in_the_config_file_is_a_config_problem(
     write_config(isolated_dirs, 'quality = "4k"\naspect_ratio = "16:9"\n')
     result = doctor(fake=fake)
     assert result.code == ExitCode.CONFIG
-    assert line_of(result, "FAIL  quality 4k [config]: unknown quality")
-    assert "      fix: soul config set quality VALUE (use 720p (basic) or 1080p (high))" in (
+    assert line_of(result, "FAIL  quality 4k [file]: unknown quality")
+    assert "      fix: soul config set quality VALUE; use 720p (basic) or 1080p (high)" in (
         result.lines
     )
-    assert "ok    aspect_ratio 16:9 [config]" in result.lines
+    assert "ok    aspect_ratio 16:9 [file]" in result.lines
     # A bad default for generate does not stop the API checks.
     assert result.lines[-1] == "ok    key accepted (a made-up key is refused with 401)"
 
@@ -228,7 +229,7 @@ def test_json_has_checks_and_settings_with_the_key_masked(fake: Fake302) -> None
         "value": fake.base_url,
         "source": "env SOUL_BASE_URL",
     }
-    assert payload["settings"]["style"] == {"value": None, "source": ""}
+    assert payload["settings"]["style"] == {"value": "GENERAL", "source": "default"}
     assert fake.post_count() == 0
 
 

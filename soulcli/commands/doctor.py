@@ -221,13 +221,15 @@ def _setting(name: str, value: str | None, source: str) -> Check:
     if value is None:
         if problem is not None:  # only the key is required
             return _fail(name, f"{name} not set", problem.hint, problem.exit_code)
-        return _ok(name, f"{name} (not set)")
+        from soulcli.config import UNSET_MEANING
+
+        return _ok(name, f"{name} none [not set: {UNSET_MEANING[name]}]")
     text = f"{name} {_shown(name, value)} [{source}]"
     if problem is None:
         return _ok(name, text)
     env = source.removeprefix("env ") if source.startswith("env ") else None
     where = f"fix or unset {env}" if env else f"soul config set {name} VALUE"
-    fix = f"{where} ({problem.hint})" if problem.hint else where
+    fix = f"{where}; {problem.hint}" if problem.hint else where
     return _fail(name, f"{text}: {problem.message}", fix, problem.exit_code)
 
 
