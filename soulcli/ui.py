@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from soulcli.text import one_line
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType
 
     from soulcli.models import TaskSnapshot
 
@@ -58,6 +58,16 @@ def emit_json(payload: Any) -> None:
     emit(json.dumps(payload, ensure_ascii=False))
 
 
+def format_elapsed(seconds: float) -> str:
+    """`12s`, `3m05s`, `1h02m`: short enough for a narrow terminal."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
@@ -91,17 +101,27 @@ class WaitLine:
         self.retrying = ""
 
     def text(self) -> str:
-        elapsed = int(time.monotonic() - self.started)
+        elapsed = format_elapsed(time.monotonic() - self.started)
         if self.downloading:
             state = f"downloading {self.done} image{'s' if self.done != 1 else ''}"
         else:
             state = f"{self.phase}, {self.done} of {self.total} done"
         extra = f" (retrying: {one_line(self.retrying, 60)})" if self.retrying else ""
-        return f"{state} · {elapsed}s · {self.price} PTC · task {self.task_id}{extra}"
+        return f"{state} · {elapsed} · {self.price} PTC{extra} · task {self.task_id}"
 
-    def __rich__(self) -> RenderableType:
-        self._spinner.update(text=self.text())
-        return self._spinner
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from rich.text import Text
+
+        # One line, cut to the width: a wrapped spinner line leaves a trail on redraws.
+        line = Text(no_wrap=True, overflow="ellipsis", end="")
+        frames = self._spinner.frames
+        frame = frames[int(time.monotonic() * 1000 / self._spinner.interval) % len(frames)]
+        line.append(frame, style="cyan")
+        line.append(" " + self.text())
+        line.truncate(options.max_width, overflow="ellipsis")
+        yield line
 
 
 @contextmanager

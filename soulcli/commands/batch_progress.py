@@ -6,14 +6,17 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from soulcli import ui
 from soulcli.models import format_ptc
-from soulcli.text import one_line, shorten
+from soulcli.text import one_line
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from collections.abc import Iterator
+
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.text import Text
 
     from soulcli.models import TaskSnapshot
 
@@ -33,23 +36,14 @@ class BatchProgress:
 
     def __init__(self, total: int, *, already_done: int, live: bool) -> None:
         self.total = total
+        self.already_done = already_done
         self.completed = already_done
         self.failed = 0
         self.spent = Decimal(0)
         self.running: dict[int, Running] = {}
         self.live = live
+        self.began = time.monotonic()
         self._lock = threading.Lock()
-        self._bar: Any = None
-        if live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-            )
-            self._bar_task = self._bar.add_task("", total=total, completed=already_done)
 
     def _log(self, message: str) -> None:
         if not self.live:
@@ -93,8 +87,6 @@ class BatchProgress:
                 self.completed += 1
             else:
                 self.failed += 1
-            if self._bar is not None:
-                self._bar.update(self._bar_task, completed=self.completed + self.failed)
         self._log(f"line {number}: {state}" + (f": {one_line(detail, 200)}" if detail else ""))
 
     def counts(self) -> str:
@@ -103,23 +95,46 @@ class BatchProgress:
             f"{format_ptc(self.spent)} PTC spent"
         )
 
-    def __rich__(self) -> RenderableType:
-        from rich.console import Group
+    def headline(self, width: int) -> Text:
+        """`batch 3 of 10 · 12s · 0.3 PTC spent`, then the counts and a bar if they fit."""
         from rich.text import Text
 
-        assert self._bar is not None
+        finished = self.completed + self.failed
+        essential = (
+            f"batch {finished} of {self.total} · {ui.format_elapsed(time.monotonic() - self.began)}"
+            f" · {format_ptc(self.spent)} PTC spent"
+        )
+        counts = f" · {self.completed} done · {self.failed} failed · {len(self.running)} running"
+        line = Text(essential, style="bold")
+        if len(essential) + len(counts) <= width:
+            line.append(counts)
+        room = width - len(line) - 1
+        if room >= 12:  # a bar narrower than that says nothing
+            size = min(room, 40)
+            filled = round(size * finished / self.total) if self.total else size
+            line.append(" ")
+            line.append("━" * filled, style="green")
+            line.append("━" * (size - filled), style="dim")
+        line.truncate(width, overflow="ellipsis")
+        return line
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        from rich.text import Text
+
+        width = options.max_width
         with self._lock:
-            self._bar.update(self._bar_task, description=self.counts())
+            yield self.headline(width)
             rows = sorted(self.running.values(), key=lambda r: r.number)
-            lines = [
-                Text(
+            # One line per task, cut to the width (never wrapped): the task id goes
+            # last so that a narrow terminal loses it first.
+            for r in rows[:12]:
+                text = (
                     f"  line {r.number}: {r.phase}, {r.done}/4 · "
-                    f"{int(time.monotonic() - r.started)}s · {r.task_id or '…'} · "
-                    f"{shorten(one_line(r.prompt, 80), 40)}",
-                    style="dim",
+                    f"{ui.format_elapsed(time.monotonic() - r.started)} · "
+                    f"{one_line(r.prompt, 80)} · {r.task_id or '…'}"
                 )
-                for r in rows[:12]
-            ]
+                yield Text(text, style="dim", no_wrap=True, overflow="ellipsis")
         if len(rows) > 12:
-            lines.append(Text(f"  … and {len(rows) - 12} more", style="dim"))
-        return Group(self._bar.get_renderable(), *lines)
+            yield Text(f"  … and {len(rows) - 12} more", style="dim")
