@@ -177,8 +177,8 @@ def _line(number: int, fields: dict[str, Any], defaults: BatchDefaults) -> Batch
         enhance=fields.get("enhance", defaults.enhance),
     )
     name = fields.get("name")
-    if name is not None and (not _NAME.match(name) or ".." in name):
-        raise UsageError(f"name {name!r} must be a plain file name (letters, digits, . _ -)")
+    if name is not None:
+        check_image_stem(name, what="name")
     out = fields.get("out", defaults.out)
     if out is not None and not str(out).strip():
         raise UsageError("out must not be empty")
@@ -186,3 +186,10 @@ def _line(number: int, fields: dict[str, Any], defaults: BatchDefaults) -> Batch
     return BatchLine(
         number, request, str(Path(out).expanduser()) if out else None, name, seed_given
     )
+
+
+def check_image_stem(name: str, *, what: str) -> str:
+    """A file stem for a task's images (`STEM_1.png`): a plain name, never a path."""
+    if not _NAME.match(name) or ".." in name:
+        raise UsageError(f"{what} {name!r} must be a plain file name (letters, digits, . _ -)")
+    return name

@@ -93,6 +93,8 @@ def run_soul(
     proc = subprocess.run(
         [str(SOUL), *args],
         input=data,
+        # Never the test runner's own stdin: soul reads a piped stdin as the prompt.
+        stdin=subprocess.DEVNULL if data is None else None,
         capture_output=True,
         env=env if env is not None else soul_env(fake),
         cwd=cwd,

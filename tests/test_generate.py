@@ -96,6 +96,31 @@ def test_prompt_dash_reads_stdin(fake: Fake302, out_dir: Path) -> None:
     assert posted_bodies(fake)[0]["prompt"] == "a lighthouse at dusk"
 
 
+def test_a_piped_prompt_is_read_when_no_prompt_is_given(fake: Fake302, out_dir: Path) -> None:
+    result = run_soul("generate", "-o", str(out_dir), fake=fake, stdin="a cat on a piano\n")
+    assert result.code == 0, result.stderr
+    assert posted_bodies(fake)[0]["prompt"] == "a cat on a piano"
+    assert len(result.lines) == 4
+
+
+def test_name_saves_stem_1_to_stem_4(fake: Fake302, out_dir: Path) -> None:
+    result = run_soul("generate", "a dog", "--name", "dog-v1", "-o", str(out_dir), fake=fake)
+    assert result.code == 0, result.stderr
+    assert [Path(line).name for line in result.lines] == [f"dog-v1_{i}.png" for i in range(1, 5)]
+    assert all(Path(line).is_file() for line in result.lines)
+    task_id = next(iter(fake.state.tasks))
+    assert not list(out_dir.glob(f"{task_id}*"))  # no file is named after the task id
+
+
+@pytest.mark.parametrize("stem", ["../up", "a/b", ".hidden", ""])
+def test_name_that_is_not_a_plain_file_name_is_refused_before_sending(
+    fake: Fake302, stem: str
+) -> None:
+    result = run_soul("generate", "a dog", "--name", stem, fake=fake)
+    assert result.code == 2 and "--name" in result.stderr
+    assert fake.requests() == []
+
+
 @pytest.mark.parametrize("shape", ["id", "code", "task_id"])
 def test_both_documented_submit_answers_are_understood(
     fake: Fake302, out_dir: Path, shape: str
@@ -129,6 +154,7 @@ def test_no_wait_prints_the_task_id_and_does_not_poll(fake: Fake302, out_dir: Pa
     task_id = result.stdout.strip()
     assert task_id.startswith("higgsfield_")
     assert fake.post_count() == 1 and fake.poll_count() == 0
+    assert f"get the images later with: soul fetch {task_id} --wait --out " in result.stderr
 
 
 def test_dry_run_prints_the_body_and_price_and_sends_nothing(fake: Fake302) -> None:

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 def generate(
     prompt: Annotated[
         str | None,
-        typer.Argument(help="What to draw; `-` reads it from stdin.", show_default=False),
+        typer.Argument(
+            help="What to draw. `-`, or no PROMPT with stdin piped, reads it from stdin.",
+            show_default=False,
+        ),
     ] = None,
     style: StyleOption = None,
     ar: RatioOption = None,
@@ -42,6 +45,14 @@ def generate(
     negative: NegativeOption = None,
     enhance: EnhanceOption = None,
     out: OutDir = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="STEM",
+            help="Save the images as STEM_1.png ... STEM_4.png instead of TASKID_1.png ...",
+        ),
+    ] = None,
     json_: JsonFlag = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Print the task id and exit without waiting.")
@@ -69,6 +80,10 @@ def generate(
     from soulcli.config import check_base_url, effective_settings, require_api_key
     from soulcli.models import format_ptc
 
+    if name is not None:
+        from soulcli.batchfile import check_image_stem
+
+        check_image_stem(name, what="--name")
     base = load_like(like) if like else {}
     if prompt is None and base:
         text = check_prompt(str(base.get("prompt", "")), "the stored prompt")
@@ -116,30 +131,38 @@ def generate(
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
-    require_api_key(settings)  # the cheap checks first: key, base URL, price, output dir
+    require_api_key(settings)  # the cheap checks first: key, base URL, output dir, price
     api_host = check_base_url(settings.base_url)
-    confirm_price(request.price, settings.confirm_above, yes=yes)
     # Find an unwritable directory before paying, not after.
     out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
+    # Say what is about to be sent before asking whether to send it.
+    ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
+    confirm_price(request.price, settings.confirm_above, yes=yes)
     with open_client(settings) as client, Ledger.open() as ledger:
-        ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
         local_id, task_id = submit_recorded(
             client,
             ledger,
             request,
             out_dir=str(out_dir),
             api_host=api_host,
+            image_stem=name,
         )
         # The task exists: a stop from here on names it and says how to resume.
         with signals.naming_task(task_id, out_dir):
             ui.say(f"soul: task {task_id} submitted")
             if no_wait:
+                from soulcli.errors import resume_command
+
                 if json_:
                     ui.emit_json(
                         {"task_id": task_id, "status": "submitted", **request_json(request)}
                     )
                 else:
                     ui.emit(task_id)
+                ui.say(
+                    "soul: not waiting; get the images later with: "
+                    + resume_command(task_id, out_dir)
+                )
                 return
             outcome = follow_task(
                 client,
@@ -148,7 +171,7 @@ def generate(
                 timeout=timeout or _default_timeout(),
                 price=price,
                 tracked=Tracked(ledger, local_id, request),
-                options=FollowOptions(just_submitted=True),
+                options=FollowOptions(just_submitted=True, stem=name),
             )
             code = report(outcome, as_json=json_, extra=request_json(request))
     if code != ExitCode.OK:
@@ -208,15 +231,19 @@ def _default_timeout() -> float:
 
 
 def read_prompt(prompt: str | None) -> str:
-    """The prompt from the argument or stdin (`-`), checked before anything is sent."""
-    if prompt is None:
-        raise UsageError("a prompt is required", hint='e.g. soul generate "a dog"; `-` reads stdin')
-    if prompt == "-":
+    """The prompt from the argument, or from stdin (`-`, or no argument and stdin piped)."""
+    if prompt is None and sys.stdin.isatty():
+        raise UsageError(
+            "a prompt is required",
+            hint='e.g. soul generate "a dog", or pipe one in: echo "a dog" | soul generate',
+        )
+    if prompt is None or prompt == "-":
         data = sys.stdin.buffer.read()
         try:
             prompt = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UsageError("the prompt on stdin is not valid UTF-8") from exc
+        return check_prompt(prompt, "the prompt on stdin")
     return check_prompt(prompt)
 
 
