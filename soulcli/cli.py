@@ -94,7 +94,11 @@ def root(
 ) -> None:
     """Generate images with Higgsfield Soul through 302.AI.
 
-    Example: soul generate "a dog" --style Tokyo --ar 16:9
+    \b
+    Examples:
+      soul generate "a dog" --style Tokyo --ar 16:9
+      soul styles --search y2k
+      soul doctor
     """
 
 

@@ -209,7 +209,7 @@ def check_base_url(url: str) -> str:
     if parts.scheme == "http" and not is_loopback(host):
         raise ConfigError(
             f"base URL {url!r} uses plain http, which would expose the API key",
-            hint="use https (plain http is allowed only for 127.0.0.1/localhost)",
+            hint="use https; plain http is allowed only for 127.0.0.1 and localhost",
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError(f"base URL {url!r} must not carry a query, fragment or credentials")

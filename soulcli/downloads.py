@@ -361,6 +361,13 @@ def remove_stale_parts(out_dir: Path, stem: str, index: int) -> None:
 def prepare_out_dir(out_dir: Path) -> Path:
     """Create the output directory if needed and check that it can be written to."""
     out_dir = out_dir.expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        from soulcli.errors import UsageError
+
+        raise UsageError(
+            f"output directory {out_dir} is a file, not a directory",
+            hint="give --out a directory; soul names the 4 images itself",
+        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

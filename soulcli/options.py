@@ -71,13 +71,17 @@ SeedOption = Annotated[
     int | None,
     typer.Option(
         "--seed",
-        min=SEED_MIN,
-        max=SEED_MAX,
-        help=f"Seed {SEED_MIN}..{SEED_MAX}; a random one is picked and reported if omitted.",
+        metavar="N",
+        # The range is checked when the request is built (as for a batch line's seed),
+        # which keeps Click's "[1<=x<=1000000]" out of the help.
+        help=f"Seed from {SEED_MIN} to {SEED_MAX} for a repeatable result; "
+        "soul picks one and reports it when omitted.",
     ),
 ]
 NegativeOption = Annotated[
-    str | None, typer.Option("--negative", "-n", metavar="TEXT", help="Negative prompt.")
+    str | None,
+    # No short flag: -n is `--limit` in `soul history`, as in `head -n`.
+    typer.Option("--negative", metavar="TEXT", help="What the images should not show."),
 ]
 EnhanceOption = Annotated[
     bool | None,

@@ -51,11 +51,11 @@ def build_request(
         )
     tier = normalize_quality(quality or DEFAULT_QUALITY)
     if tier is None:
-        raise UsageError(f"unknown quality {quality!r}", hint="use 720p (basic) or 1080p (high)")
+        raise UsageError(f"unknown quality {quality!r}", hint="use 720p or basic, 1080p or high")
     if seed is None:
         seed = SEED_MIN + secrets.randbelow(SEED_MAX - SEED_MIN + 1)
     elif not SEED_MIN <= seed <= SEED_MAX:
-        raise UsageError(f"seed {seed} is outside {SEED_MIN}..{SEED_MAX}")
+        raise UsageError(f"seed {seed} is outside {SEED_MIN} to {SEED_MAX}")
     negative_text = (
         check_prompt(negative, "the negative prompt") if negative and negative.strip() else ""
     )

@@ -134,7 +134,7 @@ def record_task_id(
             raise OSError("no journal beside this ledger")
         journal.append(where, record)
     except OSError as exc:
-        kept = f"it could not be kept anywhere either ({exc}): note the id"
+        kept = f"it could not be kept anywhere either, {exc}: note the id"
     raise TaskUnrecordedError(
         f"task {task_id} was submitted and charged ({format_ptc(request.price)} PTC), "
         f"but the task ledger cannot record it: {problem}",

@@ -66,7 +66,13 @@ def test_the_same_prompt_twice_is_two_requests_once(
 def test_what_makes_a_line_new(fake: Fake302, tmp_path: Path, out_dir: Path) -> None:
     prompts = write(tmp_path / "p.txt", "a dog\n")
     run_soul("batch", str(prompts), "-o", str(out_dir), fake=fake)
-    changes = [["-q", "1080p"], ["-s", "Y2K"], ["--ar", "16:9"], ["-n", "blur"], ["--seed", "7"]]
+    changes = [
+        ["-q", "1080p"],
+        ["-s", "Y2K"],
+        ["--ar", "16:9"],
+        ["--negative", "blur"],
+        ["--seed", "7"],
+    ]
     changes += [["--enhance"], ["-o", str(tmp_path / "elsewhere")]]
     for options in changes:
         args = ["-o", str(out_dir), *options] if options[0] != "-o" else options

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+import typer
 
 from soulcli.errors import ExitCode
-from tests.conftest import SOUL, invoke
+from tests.conftest import SOUL, invoke, run_soul
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,3 +131,62 @@ def test_every_listed_command_loads() -> None:
     for name in COMMANDS:
         command = group.get_command(None, name)  # type: ignore[arg-type]
         assert command is not None and command.name == name
+
+
+def all_commands() -> list[tuple[str, click.Command]]:
+    """Every command and subcommand, with its full name."""
+    from soulcli.cli import app
+
+    root = typer.main.get_command(app)
+    found: list[tuple[str, click.Command]] = []
+
+    def walk(prefix: str, command: click.Command) -> None:
+        found.append((prefix, command))
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(f"{prefix} {name}", sub)
+
+    walk("soul", root)
+    return found
+
+
+def test_a_short_flag_means_the_same_everywhere() -> None:
+    meaning: dict[str, tuple[str, str]] = {}
+    for name, command in all_commands():
+        for param in command.params:
+            if not isinstance(param, click.Option):
+                continue
+            longest = max(param.opts, key=len)
+            for short in (o for o in param.opts if len(o) == 2):
+                first = meaning.setdefault(short, (longest, name))
+                assert first[0] == longest, (
+                    f"{short} is {first[0]} in {first[1]}, {longest} in {name}"
+                )
+
+
+def test_every_argument_has_a_description() -> None:
+    for name, command in all_commands():
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                assert getattr(param, "help", None), f"{name} {param.name} has no help"
+                result = invoke(*name.split()[1:], "--help")
+                assert str(param.help).split(";")[0] in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("width", ["40", "80"])
+def test_help_examples_are_never_wrapped_inside_a_command(width: str) -> None:
+    for name, _ in all_commands():
+        env = {**os.environ, "COLUMNS": width}
+        result = run_soul(*name.split()[1:], "--help", env=env)
+        lines = result.stdout.splitlines()
+        for i, line in enumerate(lines):
+            example = line.strip().removeprefix("Example:").strip()
+            if example.startswith(("soul ", "echo ")) and i + 1 < len(lines):
+                following = lines[i + 1].strip()
+                # the next line is another example, blank, or a new section: never the rest
+                assert following == "" or following.startswith(("soul ", "echo ")), (
+                    f"`{name} --help` at {width} columns wrapped {line.strip()!r}"
+                )

@@ -56,7 +56,7 @@ def test_json_output_has_the_documented_fields(fake: Fake302, out_dir: Path) -> 
         "high",
         "--seed",
         "42",
-        "-n",
+        "--negative",
         "blurry",
         "--enhance",
         "--json",
@@ -224,3 +224,15 @@ def test_unusable_output_directory_is_found_before_paying(fake: Fake302, tmp_pat
     assert result.code == 14
     assert "output directory" in result.stderr
     assert fake.requests() == []
+
+
+def test_out_that_is_a_file_says_so_and_sends_nothing(fake: Fake302, tmp_path: Path) -> None:
+    somefile = tmp_path / "somefile"
+    somefile.write_text("notes")
+    result = run_soul("generate", "a dog", "-o", str(somefile), fake=fake)
+    assert result.code == 2
+    assert result.stderr == (
+        f"soul: error: output directory {somefile} is a file, not a directory "
+        "(give --out a directory; soul names the 4 images itself)\n"
+    )
+    assert fake.requests() == [] and somefile.read_text() == "notes"

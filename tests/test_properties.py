@@ -82,7 +82,7 @@ WORDS = st.sampled_from(
         "--yes",
         "--resume",
         "--enhance",
-        "-n",
+        "--negative",
         "higgsfield_x",
         "../x",
     ]

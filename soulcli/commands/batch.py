@@ -83,10 +83,27 @@ def batch(
     ] = False,
     yes: YesOption = False,
     timeout: TimeoutOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the file and print every request body (JSON Lines) and the total "
+            "price; needs no key, sends nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Generate images for every prompt in a file, several tasks at a time.
 
-    Example: soul batch prompts.txt --style Tokyo --concurrency 8 --json | jq -r .images[].path
+    FILE holds one prompt per line, or JSON Lines: {"prompt": "...", "style": "Tokyo",
+    "ar": "16:9", "quality": "1080p", "seed": 7, "negative": "...", "out": "dir",
+    "name": "stem"} (the first line decides which); blank lines and # comments are
+    skipped. Re-running the same file resumes it and never pays twice for a line.
+
+    \b
+    Examples:
+      soul batch prompts.txt --style Tokyo --out pics
+      soul batch prompts.txt --dry-run
+      soul batch prompts.txt -c 8 --json | jq -r '.images[].path'
     """
     from soulcli import ui
     from soulcli.batchfile import (
@@ -127,6 +144,9 @@ def batch(
         ceiling = parse_ptc(max_cost) if max_cost is not None else None
     except ConfigError as exc:
         raise UsageError(f"--max-cost: {exc.message}") from exc
+    if dry_run:
+        print_dry_run(lines, source, base_url=check_base_url(settings.base_url), as_json=json_)
+        return
 
     with Ledger.open() as ledger:
         key = batch_key(text, defaults)
@@ -193,6 +213,35 @@ def batch(
         raise typer.Exit(int(ExitCode.UNRECORDED))
     if any(state != "completed" for _, state, _ in results):
         raise typer.Exit(int(ExitCode.BATCH_INCOMPLETE))
+
+
+def print_dry_run(lines: list[BatchLine], source: str, *, base_url: str, as_json: bool) -> None:
+    """Every request body on stdout (with --json: line, URL and price too), the total on stderr."""
+    from soulcli import ui
+    from soulcli.models import SUBMIT_PATH, format_ptc
+
+    url = base_url + SUBMIT_PATH
+    for line in lines:
+        body = line.request.body()
+        if as_json:
+            ui.emit_json(
+                {
+                    "line": line.number,
+                    "method": "POST",
+                    "url": url,
+                    "body": body,
+                    "cost_ptc": float(line.request.price),
+                    "out_dir": str(Path(line.out or ".").expanduser().resolve()),
+                    "name": line.name,
+                }
+            )
+        else:
+            ui.emit_json(body)
+    total = sum((line.request.price for line in lines), Decimal(0))
+    ui.say(
+        f"soul: dry run of {source}: {len(lines)} request{'s' if len(lines) != 1 else ''} "
+        f"to POST {url}, {format_ptc(total)} PTC in all; nothing was sent"
+    )
 
 
 def describe_plan(plan: Plan) -> str:

@@ -33,7 +33,13 @@ def config_set(
         typer.Argument(help="The value; for api_key leave it out to be asked (or pipe it in)."),
     ] = None,
 ) -> None:
-    """Set a config value. Example: soul config set api_key   (asks for it, hidden)"""
+    """Set a config value.
+
+    \b
+    Examples:
+      soul config set api_key          asks for the key, without echo
+      soul config set quality 1080p
+    """
     from soulcli import ui
     from soulcli.config import SECRET_KEYS, canonical_key, load_config, save_config
     from soulcli.errors import UsageError
@@ -57,7 +63,9 @@ def config_get(key: KeyArgument) -> None:
 
     Exits 3 for a key set nowhere that has no default (api_key, confirm_above).
 
-    Example: soul config get quality
+    \b
+    Example:
+      soul config get quality
     """
     from soulcli import ui
     from soulcli.config import UNSET_MEANING, canonical_key
@@ -72,7 +80,12 @@ def config_get(key: KeyArgument) -> None:
 
 @app.command("unset")
 def config_unset(key: KeyArgument) -> None:
-    """Remove a value from the config file. Example: soul config unset style"""
+    """Remove a value from the config file.
+
+    \b
+    Example:
+      soul config unset style
+    """
     from soulcli import ui
     from soulcli.config import canonical_key, load_config, save_config
 
@@ -189,6 +202,6 @@ def validate_value(name: str, value: str) -> str:
 
         tier = normalize_quality(text)
         if tier is None:
-            raise UsageError(f"unknown quality {text!r}", hint="use 720p (basic) or 1080p (high)")
+            raise UsageError(f"unknown quality {text!r}", hint="use 720p or basic, 1080p or high")
         return tier
     return text

@@ -57,7 +57,10 @@ def _fail(name: str, detail: str, fix: str | None, exit_code: ExitCode) -> Check
 def doctor(json_: JsonFlag = False) -> None:
     """Check the config, the API key and the API host, without spending anything.
 
-    Example: soul doctor      (or: soul doctor --json)
+    \b
+    Examples:
+      soul doctor
+      soul doctor --json
 
     Prints one line per check: ok, FAIL with a fix under it, warn, or skip when an
     earlier check it needs failed. The API is asked only GET questions about a

@@ -74,7 +74,11 @@ def generate(
 ) -> None:
     """Generate 4 images from a prompt and save them.
 
-    Example: soul generate "a dog in the rain" --style Tokyo --ar 16:9
+    \b
+    Examples:
+      soul generate "a dog in the rain" --style Tokyo --ar 16:9
+      soul generate "a dog" --name dog --out pics
+      echo "a cat on a piano" | soul generate --quality 1080p
     """
     from soulcli import signals, ui
     from soulcli.config import check_base_url, effective_settings, require_api_key

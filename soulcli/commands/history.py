@@ -14,7 +14,7 @@ from soulcli.options import JsonFlag
 if TYPE_CHECKING:
     from soulcli.ledger import TaskRecord
 
-app = new_app(name="history")
+app = new_app(name="history", subcommand_metavar="[show TASK]")
 
 
 @app.callback(invoke_without_command=True)
@@ -46,7 +46,10 @@ def history(
 ) -> None:
     """List past tasks: time, state, style, quality, ratio, seed, cost, prompt, images.
 
-    Example: soul history --since 7d --search dog
+    \b
+    Examples:
+      soul history --since 7d --search dog
+      soul history show 12
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -72,7 +75,12 @@ def show(
     task: Annotated[str, typer.Argument(help="A local id (the # column) or a task id.")],
     json_: JsonFlag = False,
 ) -> None:
-    """Show one task in full, with its image paths. Example: soul history show 12"""
+    """Show one task in full, with its image paths.
+
+    \b
+    Example:
+      soul history show 12 --json
+    """
     from soulcli import ui
     from soulcli.ledger import Ledger
     from soulcli.text import one_line

@@ -36,7 +36,10 @@ def styles(
     preview link, as many columns as fit; long lists go through PAGER (less -FRX).
     Piped: aligned plain columns NAME, ID, PREVIEW (the price line goes to stderr).
 
-    Example: soul styles --search y2k
+    \b
+    Examples:
+      soul styles --search y2k
+      soul styles --json | jq -r '.[].name'
     """
     from soulcli import ui
     from soulcli.catalog import load_styles, search_styles
