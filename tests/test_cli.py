@@ -171,9 +171,10 @@ def test_every_argument_has_a_description() -> None:
     for name, command in all_commands():
         for param in command.params:
             if isinstance(param, click.Argument):
-                assert getattr(param, "help", None), f"{name} {param.name} has no help"
+                described = str(getattr(param, "help", None) or "")
+                assert described, f"{name} {param.name} has no help"
                 result = invoke(*name.split()[1:], "--help")
-                assert str(param.help).split(";")[0] in " ".join(result.stdout.split())
+                assert described.split(";")[0] in " ".join(result.stdout.split())
 
 
 @pytest.mark.parametrize("width", ["40", "80"])
