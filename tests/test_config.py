@@ -163,3 +163,16 @@ def test_symlinked_config_is_refused(tmp_path: Path) -> None:
     config_path().symlink_to(real)
     result = invoke("config", "list")
     assert result.code == 3 and "symlink" in result.stderr
+
+
+def test_get_and_path_speak_json_too(isolated_dirs: Path) -> None:
+    invoke("config", "set", "api_key", SENTINEL_KEY)
+    got = json.loads(invoke("config", "get", "api_key", "--json").stdout)
+    assert got == {"key": "api_key", "value": "****" + SENTINEL_KEY[-4:], "source": "file"}
+    default = json.loads(invoke("config", "get", "ar", "--json").stdout)
+    assert default == {"key": "aspect_ratio", "value": "1:1", "source": "default"}
+    unset = invoke("config", "get", "confirm_above", "--json")
+    assert unset.code == 3
+    assert json.loads(unset.stdout) == {"key": "confirm_above", "value": None, "source": None}
+    path = json.loads(invoke("config", "path", "--json").stdout)
+    assert path == {"path": str(isolated_dirs / "config" / "config.toml"), "exists": True}

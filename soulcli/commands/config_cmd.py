@@ -58,7 +58,7 @@ def config_set(
 
 
 @app.command("get")
-def config_get(key: KeyArgument) -> None:
+def config_get(key: KeyArgument, json_: JsonFlag = False) -> None:
     """Print one effective value, default included (the API key masked).
 
     Exits 3 for a key set nowhere that has no default (api_key, confirm_above).
@@ -71,11 +71,15 @@ def config_get(key: KeyArgument) -> None:
     from soulcli.config import UNSET_MEANING, canonical_key
 
     name = canonical_key(key)
-    value, _source = effective_value(name)
+    value, source = effective_value(name)
+    if json_:
+        shown = mask(name, value) if value is not None else None
+        ui.emit_json({"key": name, "value": shown, "source": source or None})
     if value is None:
         ui.say(f"soul: {name} is not set; {UNSET_MEANING[name]}")
         raise typer.Exit(int(ExitCode.CONFIG))
-    ui.emit(mask(name, value))
+    if not json_:
+        ui.emit(mask(name, value))
 
 
 @app.command("unset")
@@ -126,12 +130,16 @@ def config_list(json_: JsonFlag = False) -> None:
 
 
 @app.command("path")
-def config_path_command() -> None:
+def config_path_command(json_: JsonFlag = False) -> None:
     """Print where the config file lives (SOUL_CONFIG_DIR moves it)."""
     from soulcli import ui
     from soulcli.paths import config_path
 
-    ui.emit(str(config_path()))
+    path = config_path()
+    if json_:
+        ui.emit_json({"path": str(path), "exists": path.exists()})
+    else:
+        ui.emit(str(path))
 
 
 def mask(name: str, value: str) -> str:
