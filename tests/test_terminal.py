@@ -67,6 +67,21 @@ class Terminal:
                 raise AssertionError(f"{what} never appeared; the screen was:\n{text}")
             time.sleep(0.1)
 
+    def cursor_line(self) -> str:
+        """The text of the line the cursor is on (where a shell's prompt and input are)."""
+        row = int(self._tmux("display-message", "-p", "-t", "t", "#{cursor_y}").strip() or 0)
+        lines = self._tmux("capture-pane", "-p", "-t", "t").split("\n")
+        return lines[row].rstrip() if row < len(lines) else ""
+
+    def wait_for_prompt(self, prompt: str) -> None:
+        """Wait until the input line is empty again: keys typed before the shell has
+        handled a Ctrl-C or Ctrl-U can be thrown away with the old line."""
+        deadline = time.monotonic() + 20
+        while self.cursor_line() != prompt:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no empty prompt {prompt!r}; the screen:\n{self.screen()}")
+            time.sleep(0.05)
+
     def close(self) -> None:
         self._tmux("kill-server")
 
@@ -174,13 +189,16 @@ def test_completion_in_a_real_shell(shell: str, shell_in_tmux: Callable[..., Ter
     command, setup = SHELLS[shell]
     script = ROOT / "completions" / f"soul.{shell}"
     terminal = shell_in_tmux(command, width=160)
-    terminal.type(setup.format(script=script) + "; echo READY", enter=True)
-    terminal.wait_for(lambda s: "READY" in s.replace("echo READY", ""), f"{shell} to start")
+    terminal.type(setup.format(script=script) + "; clear; echo READY", enter=True)
+    terminal.wait_for(lambda s: s.startswith("READY"), f"{shell} to start")
+    terminal.wait_for(lambda s: len(s.strip().splitlines()) >= 2, f"{shell}'s prompt")
+    prompt = terminal.cursor_line()  # the prompt with nothing typed after it
 
     terminal.type("soul gen")
     terminal.tab()
     terminal.wait_for(lambda s: "soul generate" in s, f"{shell} completing 'soul gen'")
     terminal._tmux("send-keys", "-t", "t", "C-u" if shell != "fish" else "C-c")
+    terminal.wait_for_prompt(prompt)
 
     terminal.type("soul generate --ar ")
     terminal.tab()
@@ -188,6 +206,7 @@ def test_completion_in_a_real_shell(shell: str, shell_in_tmux: Callable[..., Ter
         terminal.tab()  # bash lists the candidates on the second Tab
     terminal.wait_for(lambda s: "16:9" in s and "9:16" in s, f"{shell} listing ratios")
     terminal._tmux("send-keys", "-t", "t", "C-c")
+    terminal.wait_for_prompt(prompt)
 
     terminal.type("soul generate --style Tok")
     terminal.tab()
