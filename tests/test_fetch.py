@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from soulcli.fake302 import Fake302
 from tests.conftest import run_soul
 
@@ -77,3 +79,28 @@ def test_fetch_rejects_a_malformed_task_id_before_sending(fake: Fake302) -> None
     assert result.code == 2
     assert "not a task id" in result.stderr
     assert fake.requests() == []
+
+
+def test_the_wait_line_counts_from_the_submission_when_it_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from soulcli import ui
+
+    monkeypatch.setattr(time, "time", lambda: 10_000.0)
+    resumed = ui.WaitLine("higgsfield_abc", "0.1", started_at=10_000.0 - 754.6)
+    assert " · 754s · 0.1 PTC · task higgsfield_abc" in resumed.text()
+    ahead = ui.WaitLine("higgsfield_abc", "0.1", started_at=10_050.0)  # the clock stepped back
+    assert " · 0s · " in ahead.text()
+
+
+def test_the_wait_line_of_an_unknown_task_counts_from_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from soulcli import ui
+
+    now = [500.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    line = ui.WaitLine("higgsfield_abc", "?")
+    assert " · 0s · " in line.text()
+    now[0] += 12.5
+    assert " · 12s · " in line.text()

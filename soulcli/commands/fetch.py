@@ -109,7 +109,8 @@ def resume(
             timeout=timeout,
             price=format_ptc(record.price_ptc),
             tracked=Tracked(ledger, record.id, record.request()),
-            options=FollowOptions(stem=record.image_stem),  # a batch line's `name`, if any
+            # a batch line's `name`, if any; the spinner counts from the submission
+            options=FollowOptions(stem=record.image_stem, submitted_at=record.created_at),
         )
     code = report(outcome, as_json=as_json, extra=request_json(record.request()))
     if code != ExitCode.OK:
@@ -249,7 +250,10 @@ def by_id(
             price=format_ptc(record.price_ptc) if record else "?",
             wait=wait,
             tracked=tracked,
-            options=FollowOptions(stem=record.image_stem if record else None),
+            options=FollowOptions(
+                stem=record.image_stem if record else None,
+                submitted_at=record.created_at if record else None,  # else: from now
+            ),
         )
     if out_dir is None:
         show_status(outcome, as_json=as_json)
