@@ -80,6 +80,10 @@ def test_fetch_skips_a_task_another_soul_follows_and_resumes_the_rest(
         assert f"skipping task {followed}: soul process {follower.pid}" in result.stderr
         assert [Path(p).parent for p in result.lines] == [(tmp_path / "other").resolve()] * 4
         assert other in result.lines[0]
+        look = run_soul("fetch", followed, fake=fake)  # by id: it only looks, saves nothing
+        assert look.code == 0 and look.lines[0].startswith(f"{followed}\tqueued")
+        assert f"followed by soul process {follower.pid}" in look.stderr
+        assert not (tmp_path / "followed").exists() or not any((tmp_path / "followed").iterdir())
     finally:
         follower.send_signal(signal.SIGKILL)
         follower.communicate()

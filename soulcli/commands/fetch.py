@@ -286,17 +286,25 @@ def _follow_recorded(
 
 def refuse_if_followed(ledger: Ledger, record: TaskRecord) -> None:
     """Take an unfinished task over, or stop if another live soul process follows it."""
-    from soulcli.ledger import UNFINISHED
-
-    if record.state not in UNFINISHED:
-        return  # finished: nobody follows it, and a fetch only reads or replaces files
-    standing = ledger.take_over(record.id)
-    if standing is not None and standing.held_elsewhere and standing.owner is not None:
+    pid = _followed_elsewhere(ledger, record)
+    if pid is not None:
         raise SoulError(
-            f"task {record.remote_id} is being followed by soul process {standing.owner.pid}",
+            f"task {record.remote_id} is being followed by soul process {pid}",
             hint="it saves the images itself; see `soul history` when it is done",
             exit_code=ExitCode.NOT_FOUND,
         )
+
+
+def _followed_elsewhere(ledger: Ledger, record: TaskRecord) -> int | None:
+    """Take an unfinished task over; the pid of the live soul process following it instead."""
+    from soulcli.ledger import UNFINISHED
+
+    if record.state not in UNFINISHED:
+        return None  # finished: nobody follows it, and a fetch only reads or replaces files
+    standing = ledger.take_over(record.id)
+    if standing is not None and standing.held_elsewhere and standing.owner is not None:
+        return standing.owner.pid
+    return None
 
 
 def _already_saved(record: TaskRecord, out_dir: Path) -> bool:
@@ -360,7 +368,11 @@ def by_id(
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Look at (and with --out, save) one task; update its ledger row if soul submitted it."""
+    """Save one task's images, or only look at it; update its ledger row if soul submitted it.
+
+    A task in the ledger is saved into the directory it was submitted with (or --out);
+    a task soul did not submit is only shown, unless --out says where to save it.
+    """
     from soulcli import ui
     from soulcli.commands.common import (
         FollowOptions,
@@ -384,9 +396,12 @@ def by_id(
         raise UsageError(
             f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
         )
-    out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
-    if record is not None and (wait or out_dir is not None):
-        refuse_if_followed(ledger, record)  # two soul processes never follow one task
+    if out is None and record is not None and record.out_dir:
+        out_dir = _into_recorded_dir(ledger, record, wait=wait, as_json=as_json)
+    else:
+        out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
+        if record is not None and (wait or out_dir is not None):
+            refuse_if_followed(ledger, record)  # two soul processes never follow one task
     tracked = Tracked(ledger, record.id, record.request()) if record is not None else None
     with open_client(settings) as client:
         outcome = follow_task(
@@ -423,6 +438,35 @@ def by_id(
         f"soul: task {remote_id} is still {outcome.snapshot.phase}; finish with: "
         f"{resume_command(remote_id, out_dir)}"
     )
+
+
+def _into_recorded_dir(
+    ledger: Ledger, record: TaskRecord, *, wait: bool, as_json: bool
+) -> Path | None:
+    """The directory a ledger task was submitted with, where `soul fetch N` saves it.
+
+    Its images all there already: they are reported, with no network at all. Another
+    soul process following it: it saves them there itself, so this one only looks
+    (with --wait, it is refused, as with --out). None means "only look".
+    """
+    from soulcli import ui
+    from soulcli.text import shorten
+
+    out_dir = _images_dir(record, None)
+    if _already_saved(record, out_dir):
+        raise typer.Exit(int(report_record(record, as_json=as_json)))
+    if wait:
+        refuse_if_followed(ledger, record)
+    else:
+        pid = _followed_elsewhere(ledger, record)
+        if pid is not None:
+            ui.say(
+                f"soul: task {record.remote_id} is being followed by soul process {pid}, "
+                f"which saves its images into {out_dir}; showing its status"
+            )
+            return None
+    ui.say(f"soul: saving task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}")
+    return out_dir
 
 
 def jobs_json(outcome: Outcome) -> list[dict[str, Any]]:
