@@ -1,4 +1,4 @@
-"""`soul fetch`: show, resume or download a task; it never submits anything."""
+"""`soul fetch`: resume unfinished tasks, or save or show one; it never submits anything."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
-from soulcli.options import JsonFlag, OutDir, TimeoutOption
+from soulcli.options import TimeoutOption
 
 if TYPE_CHECKING:
     from soulcli.client import ApiClient
@@ -22,25 +22,50 @@ def fetch(
     task_id: Annotated[
         str | None,
         typer.Argument(
-            help="A task id (or local id from `soul history`); omit it to resume "
-            "the most recent unfinished task.",
+            help="A task id, or a local id from `soul history`. A task soul submitted is "
+            "saved into the directory it was submitted with; any other is only shown, "
+            "unless --out. Omit it to resume every unfinished task.",
             show_default=False,
         ),
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", "-w", help="Poll until the task finishes.")
+        bool,
+        typer.Option(
+            "--wait",
+            "-w",
+            help="Poll until the task finishes (with no id, fetch always waits).",
+        ),
     ] = False,
-    out: OutDir = None,
-    json_: JsonFlag = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Save the images here (default: the directory each task was submitted with).",
+        ),
+    ] = None,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON on stdout: one object per task (JSON Lines)."),
+    ] = False,
     timeout: TimeoutOption = None,
     last: Annotated[
         bool,
         typer.Option("--last", help="Fetch the newest task in the ledger, whatever its state."),
     ] = False,
 ) -> None:
-    """Show a task's status; with no id, resume the last unfinished task and save its images.
+    """Resume unfinished tasks and save their images, or save or show one task.
 
-    Example: soul fetch            (finishes what Ctrl-C or a timeout left behind)
+    With no id, every unfinished task in the ledger (left by Ctrl-C, a timeout or
+    --no-wait) is waited for, oldest first, and saved into the directory it was
+    submitted with. With an id, a task soul submitted is saved there too (--wait
+    waits for it); any other task is only shown, unless --out. It never submits.
+
+    \b
+    Examples: soul fetch         (finishes everything left behind)
+              soul fetch 12 -w   (task 12 of `soul history`, into its directory)
+              soul fetch higgsfield_472f8f0319ac -o pics
     """
     from soulcli.config import effective_settings
     from soulcli.ledger import Ledger
