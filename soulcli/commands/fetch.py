@@ -138,7 +138,8 @@ def resume_all(
                 record,
                 out=out,
                 as_json=as_json,
-                timeout=max(0.0, deadline - time.monotonic()),
+                # what is left of it, to a tenth of a second ("after 3s", not 2.99999s)
+                timeout=round(max(0.0, deadline - time.monotonic()), 1),
                 position=f"[{number}/{total}] " if total > 1 else "",
             )
             for number, record in enumerate(mine, 1)
