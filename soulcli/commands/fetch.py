@@ -105,9 +105,10 @@ def resume_all(
     at once, so waiting for the first is time the others use too. Each task still gets
     at least one look, and its images if it has finished.
 
-    The exit code is the first unfinished task's problem (in the order they were
-    resumed), else MAYBE_CHARGED if this run found tasks that a soul process killed
-    while submitting them left without a task id, else 0.
+    The exit code is that of the first task that did not complete (in the order they
+    were resumed: TIMEOUT, PARTIAL, TASK_FAILED, DOWNLOAD, ...), else MAYBE_CHARGED if
+    this run found rows that a soul killed while submitting left without a task id,
+    else 0. A stop (Ctrl-C, SIGTERM) or a refused key ends the run with its own code.
     """
     import time
 
@@ -119,12 +120,18 @@ def resume_all(
     for local_id in maybe_charged:
         _say_maybe_charged(ledger, local_id)
     mine, busy = _take_over_unfinished(ledger)
-    if not mine:
-        _nothing_to_resume(busy, maybe_charged)
+    if not mine and not maybe_charged:
+        _nothing_to_resume(busy)
     for record, pid in busy:
         ui.say(
             f"soul: skipping task {record.remote_id}: soul process {pid} is following it "
             "and saves its images itself"
+        )
+    if not mine:
+        raise SoulError(
+            "no unfinished task to resume, but the tasks named above may have been charged",
+            hint="see `soul history --state outcome_unknown`",
+            exit_code=ExitCode.MAYBE_CHARGED,
         )
     total = len(mine)
     if total > 1:
@@ -168,8 +175,8 @@ def _take_over_unfinished(
     return mine, busy
 
 
-def _nothing_to_resume(busy: list[tuple[TaskRecord, int]], maybe_charged: list[int]) -> None:
-    """Raise the error for a `soul fetch` that found no task to resume."""
+def _nothing_to_resume(busy: list[tuple[TaskRecord, int]]) -> None:
+    """Raise the error for a `soul fetch` that found no task to resume (and nothing to say)."""
     if busy:
         named = [f"task {record.remote_id} (soul process {pid})" for record, pid in busy]
         raise SoulError(
@@ -177,12 +184,6 @@ def _nothing_to_resume(busy: list[tuple[TaskRecord, int]], maybe_charged: list[i
             + ", ".join(named[:3])
             + (f" and {len(named) - 3} more" if len(named) > 3 else ""),
             exit_code=ExitCode.NOT_FOUND,
-        )
-    if maybe_charged:
-        raise SoulError(
-            "no unfinished task to resume, but the tasks named above may have been charged",
-            hint="see `soul history --state outcome_unknown`",
-            exit_code=ExitCode.MAYBE_CHARGED,
         )
     raise SoulError(
         "no unfinished task to resume", hint="see `soul history`", exit_code=ExitCode.NOT_FOUND
