@@ -18,7 +18,7 @@ from soulcli.errors import ExitCode, SoulError, Stopped
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("soulcli.commands.generate", "Generate 4 images from a prompt and save them."),
     "batch": ("soulcli.commands.batch", "Generate for every prompt in a file, concurrently."),
-    "fetch": ("soulcli.commands.fetch", "Show or resume a task and save its images."),
+    "fetch": ("soulcli.commands.fetch", "Resume unfinished tasks, or save or show one."),
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),

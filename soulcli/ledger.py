@@ -542,14 +542,18 @@ class Ledger:
             params.append(since)
         return self._select(" AND ".join(clauses), tuple(params), limit)
 
-    def settle_abandoned(self) -> None:
-        """Mark rows left in `submitting` by a process that died as outcome_unknown."""
+    def settle_abandoned(self) -> list[int]:
+        """Mark rows left in `submitting` by a process that died as outcome_unknown.
+
+        Returns the local ids this call marked, so a command can tell the user about them.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, pid, pid_started, updated_at FROM tasks WHERE state = ?",
                 (SUBMITTING,),
             )
             stale = rows.fetchall()
+        settled: list[int] = []
         for row in stale:
             owner = Owner(row["pid"], row["pid_started"]) if row["pid"] else None
             # Without a start time (soul 0.1, or no /proc) a reused pid looks alive; no
@@ -561,6 +565,8 @@ class Ledger:
                     OUTCOME_UNKNOWN,
                     "soul stopped while submitting; the request may have been charged",
                 )
+                settled.append(int(row["id"]))
+        return settled
 
 
 def _in_chunks(keys: list[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:

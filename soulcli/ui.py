@@ -79,14 +79,19 @@ def stderr_console() -> Console:
 
 
 class WaitLine:
-    """The spinner's text: what the task is doing, how long it has taken, what it costs."""
+    """The spinner's text: what the task is doing, how long it has taken, what it costs.
 
-    def __init__(self, task_id: str, price: str) -> None:
+    The time counts from `started_at` (wall clock, `time.time()`) when the task's
+    submission time is known, so a resumed task shows its real age; else from now.
+    """
+
+    def __init__(self, task_id: str, price: str, started_at: float | None = None) -> None:
         from rich.spinner import Spinner
 
         self.task_id = task_id
         self.price = price
         self.started = time.monotonic()
+        self.started_at = started_at
         self.phase = "queued"
         self.done = 0
         self.total = 4
@@ -100,8 +105,14 @@ class WaitLine:
         self.total = max(4, len(snapshot.jobs))
         self.retrying = ""
 
+    def elapsed(self) -> int:
+        """Whole seconds since the submission (if known) or since this line was made."""
+        if self.started_at is not None:
+            return max(0, int(time.time() - self.started_at))  # never negative on a clock step
+        return int(time.monotonic() - self.started)
+
     def text(self) -> str:
-        elapsed = format_elapsed(time.monotonic() - self.started)
+        elapsed = format_elapsed(self.elapsed())
         if self.downloading:
             state = f"downloading {self.done} image{'s' if self.done != 1 else ''}"
         else:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from soulcli.fake302 import Fake302
-from tests.conftest import run_soul
+from tests.conftest import run_soul, soul_env
 
 
 def test_one_job_task_without_a_task_status_finishes(fake: Fake302, out_dir: Path) -> None:
@@ -45,17 +45,21 @@ def test_error_jobs_are_final_failures(fake: Fake302, out_dir: Path) -> None:
     assert failed.code == 13, failed.stderr
 
 
-def test_processing_and_pending_show_as_in_progress_and_queued(fake: Fake302) -> None:
+def test_processing_and_pending_show_as_in_progress_and_queued(
+    fake: Fake302, tmp_path: Path
+) -> None:
     fake.settings.running_word = "processing"
     fake.settings.queued_word = "pending"
     fake.settings.never_finish = True
     fake.settings.queue_seconds = 0.0
-    submitted = run_soul("generate", "a dog", "--no-wait", fake=fake)
+    # Submitted by a soul with another ledger: `soul fetch ID` only shows such a task.
+    elsewhere = soul_env(fake, SOUL_DATA_DIR=str(tmp_path / "elsewhere"))
+    submitted = run_soul("generate", "a dog", "--no-wait", env=elsewhere, cwd=tmp_path)
     running = run_soul("fetch", submitted.stdout.strip(), "--json", fake=fake)
     assert json.loads(running.stdout)["status"] == "in progress"
     fake.settings.queue_seconds = 3600.0
     fake.settings.empty_jobs_while_queued = False
-    queued_id = run_soul("generate", "a cat", "--no-wait", fake=fake).stdout.strip()
+    queued_id = run_soul("generate", "a cat", "--no-wait", env=elsewhere).stdout.strip()
     queued = run_soul("fetch", queued_id, fake=fake)
     assert queued.lines[0].split("\t")[1] == "queued"
     assert [line.split("\t")[1] for line in queued.lines[1:]] == ["pending"] * 4

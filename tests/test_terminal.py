@@ -160,6 +160,30 @@ def test_spinner_shows_state_time_price_and_task_then_clears(
         terminal.close()
 
 
+def test_the_fetch_spinner_counts_from_the_submission(slow_fake: Fake302, tmp_path: Path) -> None:
+    import sqlite3
+
+    slow_fake.settings.never_finish = True
+    env = terminal_env(slow_fake)
+    submitted = subprocess.run(
+        [str(SOUL), "generate", "a dog", "--no-wait", "-o", str(tmp_path / "pics")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    task_id = submitted.stdout.strip()
+    with sqlite3.connect(Path(env["SOUL_DATA_DIR"]) / "tasks.db") as db:
+        db.execute("UPDATE tasks SET created_at = created_at - 600")  # sent ten minutes ago
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=120, env=env)
+    try:
+        terminal.type("soul fetch; echo EXIT=$?", enter=True)
+        screen = terminal.wait_for(lambda s: f"task {task_id}" in s and "PTC" in s, "the spinner")
+        assert re.search(r" · 6[01][0-9]s · 0\.1 PTC · task ", screen), screen
+    finally:
+        terminal.close()
+
+
 def test_ctrl_c_in_a_terminal_prints_how_to_resume(slow_fake: Fake302, tmp_path: Path) -> None:
     slow_fake.settings.never_finish = True
     terminal = Terminal(["bash", "--norc", "--noprofile"], width=120, env=terminal_env(slow_fake))

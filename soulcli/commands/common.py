@@ -105,6 +105,8 @@ class FollowOptions:
     downloader: ImageDownloader | None = None  # shared by a batch's tasks
     just_submitted: bool = False  # skip the pointless poll at once after a submit
     previews: dict[int, Path] = field(default_factory=dict)  # earlier previews to replace
+    # When the task was submitted (wall clock): the spinner counts from it, not from now.
+    submitted_at: float | None = None
 
 
 def follow_task(
@@ -208,7 +210,7 @@ def _wait_and_save(
     """Poll until finished (or once if not `wait`), then save completed images to `out_dir`."""
     from soulcli.waiting import wait_for_task
 
-    line = ui.WaitLine(task_id, price)
+    line = ui.WaitLine(task_id, price, started_at=options.submitted_at)
 
     def on_update(snapshot: TaskSnapshot) -> None:
         line.update(snapshot)

@@ -1,4 +1,4 @@
-"""`soul fetch`: show, resume or download a task; it never submits anything."""
+"""`soul fetch`: resume unfinished tasks, or save or show one; it never submits anything."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import typer
 
 from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
-from soulcli.options import JsonFlag, OutDir, TimeoutOption
+from soulcli.options import TimeoutOption
 
 if TYPE_CHECKING:
+    from soulcli.client import ApiClient
     from soulcli.commands.common import Outcome
     from soulcli.config import Settings
     from soulcli.ledger import Ledger, TaskRecord
@@ -21,25 +22,50 @@ def fetch(
     task_id: Annotated[
         str | None,
         typer.Argument(
-            help="A task id (or local id from `soul history`); omit it to resume "
-            "the most recent unfinished task.",
+            help="A task id, or a local id from `soul history`. A task soul submitted is "
+            "saved into the directory it was submitted with; any other is only shown, "
+            "unless --out. Omit it to resume every unfinished task.",
             show_default=False,
         ),
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", "-w", help="Poll until the task finishes.")
+        bool,
+        typer.Option(
+            "--wait",
+            "-w",
+            help="Poll until the task finishes (with no id, fetch always waits).",
+        ),
     ] = False,
-    out: OutDir = None,
-    json_: JsonFlag = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Save the images here (default: the directory each task was submitted with).",
+        ),
+    ] = None,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON on stdout: one object per task (JSON Lines)."),
+    ] = False,
     timeout: TimeoutOption = None,
     last: Annotated[
         bool,
         typer.Option("--last", help="Fetch the newest task in the ledger, whatever its state."),
     ] = False,
 ) -> None:
-    """Show a task's status; with no id, resume the last unfinished task and save its images.
+    """Resume unfinished tasks and save their images, or save or show one task.
 
-    Example: soul fetch            (finishes what Ctrl-C or a timeout left behind)
+    With no id, every unfinished task in the ledger (left by Ctrl-C, a timeout or
+    --no-wait) is waited for, oldest first, and saved into the directory it was
+    submitted with. With an id, a task soul submitted is saved there too (--wait
+    waits for it); any other task is only shown, unless --out. It never submits.
+
+    \b
+    Examples: soul fetch         (finishes everything left behind)
+              soul fetch 12 -w   (task 12 of `soul history`, into its directory)
+              soul fetch higgsfield_472f8f0319ac -o pics
     """
     from soulcli.config import effective_settings
     from soulcli.ledger import Ledger
@@ -48,44 +74,183 @@ def fetch(
     settings = effective_settings()
     limit = timeout or DEFAULT_WAIT_TIMEOUT
     with Ledger.open() as ledger:
-        if task_id is None or last:
+        if last:
             if task_id is not None:
                 raise UsageError("give a task id or --last, not both")
-            resume(ledger, settings, last=last, out=out, as_json=json_, timeout=limit)
+            resume_last(ledger, settings, out=out, as_json=json_, timeout=limit)
+        elif task_id is None:
+            resume_all(ledger, settings, out=out, as_json=json_, timeout=limit)
         else:
             by_id(
                 ledger, settings, task_id.strip(), wait=wait, out=out, as_json=json_, timeout=limit
             )
 
 
-def resume(
+# A problem every other task would meet too (or the user's stop): it ends a resume of
+# many tasks at once instead of being reported for one task and passed over.
+_ENDS_EVERYTHING = (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.AUTH, ExitCode.CONFIG)
+
+
+def resume_all(
     ledger: Ledger,
     settings: Settings,
     *,
-    last: bool,
     out: Path | None,
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Finish a recorded task: wait for it and save its images where generate would have."""
+    """Finish every unfinished ledger task, oldest first, each into its recorded directory.
+
+    One after another, within one overall `timeout`: the server works on all of them
+    at once, so waiting for the first is time the others use too. Each task still gets
+    at least one look, and its images if it has finished.
+
+    The exit code is that of the first task that did not complete (in the order they
+    were resumed: TIMEOUT, PARTIAL, TASK_FAILED, DOWNLOAD, ...), else MAYBE_CHARGED if
+    this run found rows that a soul killed while submitting left without a task id,
+    else 0. A stop (Ctrl-C, SIGTERM) or a refused key ends the run with its own code.
+    """
+    import time
+
     from soulcli import ui
-    from soulcli.commands.common import (
-        FollowOptions,
-        Tracked,
-        follow_task,
-        open_client,
-        report,
-        request_json,
+    from soulcli.commands.common import open_client
+
+    # Rows a killed soul left half-submitted: told once, here, as they are found.
+    maybe_charged = ledger.settle_abandoned()
+    for local_id in maybe_charged:
+        _say_maybe_charged(ledger, local_id)
+    mine, busy = _take_over_unfinished(ledger)
+    if not mine and not maybe_charged:
+        _nothing_to_resume(busy)
+    for record, pid in busy:
+        ui.say(
+            f"soul: skipping task {record.remote_id}: soul process {pid} is following it "
+            "and saves its images itself"
+        )
+    if not mine:
+        raise SoulError(
+            "no unfinished task to resume, but the tasks named above may have been charged",
+            hint="see `soul history --state outcome_unknown`",
+            exit_code=ExitCode.MAYBE_CHARGED,
+        )
+    total = len(mine)
+    if total > 1:
+        ui.say(f"soul: resuming {total} unfinished tasks")
+    with open_client(settings) as client:
+        deadline = time.monotonic() + timeout
+        codes = [
+            _resume_one(
+                client,
+                ledger,
+                record,
+                out=out,
+                as_json=as_json,
+                # what is left of it, to a tenth of a second ("after 3s", not 2.99999s)
+                timeout=round(max(0.0, deadline - time.monotonic()), 1),
+                position=f"[{number}/{total}] " if total > 1 else "",
+            )
+            for number, record in enumerate(mine, 1)
+        ]
+    problems = [code for code in codes if code != ExitCode.OK]
+    if total > 1:
+        ui.say(f"soul: {total - len(problems)} of {total} tasks completed")
+    code = problems[0] if problems else ExitCode.MAYBE_CHARGED if maybe_charged else ExitCode.OK
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _take_over_unfinished(
+    ledger: Ledger,
+) -> tuple[list[TaskRecord], list[tuple[TaskRecord, int]]]:
+    """The unfinished tasks, oldest first, now this process's; and those that another live
+    soul process follows, with its pid. A task that finished a moment ago is in neither."""
+    mine: list[TaskRecord] = []
+    busy: list[tuple[TaskRecord, int]] = []
+    for record in reversed(ledger.unfinished()):
+        standing = ledger.take_over(record.id)
+        if standing is None:
+            mine.append(record)
+        elif standing.held_elsewhere and standing.owner is not None:
+            busy.append((record, standing.owner.pid))
+    return mine, busy
+
+
+def _nothing_to_resume(busy: list[tuple[TaskRecord, int]]) -> None:
+    """Raise the error for a `soul fetch` that found no task to resume (and nothing to say)."""
+    if busy:
+        named = [f"task {record.remote_id} (soul process {pid})" for record, pid in busy]
+        raise SoulError(
+            "no unfinished task to resume: other soul processes are following "
+            + ", ".join(named[:3])
+            + (f" and {len(named) - 3} more" if len(named) > 3 else ""),
+            exit_code=ExitCode.NOT_FOUND,
+        )
+    raise SoulError(
+        "no unfinished task to resume", hint="see `soul history`", exit_code=ExitCode.NOT_FOUND
     )
-    from soulcli.downloads import prepare_out_dir
-    from soulcli.ledger import OUTCOME_UNKNOWN
-    from soulcli.models import format_ptc
+
+
+def _say_maybe_charged(ledger: Ledger, local_id: int) -> None:
+    from soulcli import ui
     from soulcli.text import shorten
 
-    record = ledger.newest() if last else _next_to_resume(ledger)
+    record = ledger.get(local_id)
+    prompt = f" ({shorten(record.prompt, 40)!r})" if record is not None else ""
+    ui.say(
+        f"soul: task {local_id}{prompt} never got a task id: the soul process sending it "
+        "stopped, and it may have been charged (check your 302.AI task log before sending "
+        "it again)"
+    )
+
+
+def _resume_one(
+    client: ApiClient,
+    ledger: Ledger,
+    record: TaskRecord,
+    *,
+    out: Path | None,
+    as_json: bool,
+    timeout: float,
+    position: str,
+) -> ExitCode:
+    """Resume one of many tasks; its problem is reported here and returned as its exit code."""
+    from soulcli import ui
+    from soulcli.text import shorten
+
+    try:
+        out_dir = _images_dir(record, out)
+        ui.say(
+            f"soul: {position}resuming task {record.remote_id} "
+            f"({shorten(record.prompt, 40)!r}) into {out_dir}"
+        )
+        return _follow_recorded(client, ledger, record, out_dir, timeout=timeout, as_json=as_json)
+    except SoulError as exc:
+        if exc.exit_code in _ENDS_EVERYTHING:
+            raise
+        hint = f" ({exc.hint})" if exc.hint else ""
+        ui.say(f"soul: error: {exc.message}{hint}")
+        return exc.exit_code
+
+
+def resume_last(
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    out: Path | None,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """`--last`: report (or finish) the newest ledger task, whatever its state."""
+    from soulcli import ui
+    from soulcli.commands.common import open_client
+    from soulcli.ledger import OUTCOME_UNKNOWN
+    from soulcli.text import shorten
+
+    record = ledger.newest()
     if record is None:
-        what = "no task in the ledger yet" if last else "no unfinished task to resume"
-        raise SoulError(what, hint="see `soul history`", exit_code=ExitCode.NOT_FOUND)
+        raise SoulError(
+            "no task in the ledger yet", hint="see `soul history`", exit_code=ExitCode.NOT_FOUND
+        )
     if record.remote_id is None:
         code = ExitCode.MAYBE_CHARGED if record.state == OUTCOME_UNKNOWN else ExitCode.NOT_FOUND
         raise SoulError(
@@ -93,61 +258,79 @@ def resume(
             f"{record.error or 'no details'})",
             exit_code=code,
         )
-    out_dir = prepare_out_dir(Path(out or record.out_dir or ".").expanduser())
-    if last and _already_saved(record, out_dir):
+    out_dir = _images_dir(record, out)
+    if _already_saved(record, out_dir):
         raise typer.Exit(int(report_record(record, as_json=as_json)))
-    if last:
-        refuse_if_followed(ledger, record)
+    refuse_if_followed(ledger, record)
     ui.say(
         f"soul: resuming task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}"
     )
     with open_client(settings) as client:
-        outcome = follow_task(
-            client,
-            record.remote_id,
-            out_dir=out_dir,
-            timeout=timeout,
-            price=format_ptc(record.price_ptc),
-            tracked=Tracked(ledger, record.id, record.request()),
-            options=FollowOptions(stem=record.image_stem),  # a batch line's `name`, if any
-        )
-    code = report(outcome, as_json=as_json, extra=request_json(record.request()))
+        code = _follow_recorded(client, ledger, record, out_dir, timeout=timeout, as_json=as_json)
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
 
 
+def _images_dir(record: TaskRecord, out: Path | None) -> Path:
+    """Where a ledger task's images go: `--out`, else the directory it was submitted with."""
+    from soulcli.downloads import prepare_out_dir
+
+    if out is not None:
+        return prepare_out_dir(Path(out).expanduser())
+    try:
+        return prepare_out_dir(Path(record.out_dir or ".").expanduser())
+    except SoulError as exc:
+        exc.hint = "give --out DIR to save them somewhere else"
+        raise
+
+
+def _follow_recorded(
+    client: ApiClient,
+    ledger: Ledger,
+    record: TaskRecord,
+    out_dir: Path,
+    *,
+    timeout: float,
+    as_json: bool,
+) -> ExitCode:
+    """Wait for a ledger task, save its images as generate would have, and report them."""
+    from soulcli.commands.common import FollowOptions, Tracked, follow_task, report, request_json
+    from soulcli.models import format_ptc
+
+    assert record.remote_id is not None  # only tasks with a task id are followed
+    outcome = follow_task(
+        client,
+        record.remote_id,
+        out_dir=out_dir,
+        timeout=timeout,
+        price=format_ptc(record.price_ptc),
+        tracked=Tracked(ledger, record.id, record.request()),
+        # a batch line's `name`, if any; the spinner counts from the submission
+        options=FollowOptions(stem=record.image_stem, submitted_at=record.created_at),
+    )
+    return report(outcome, as_json=as_json, extra=request_json(record.request()))
+
+
 def refuse_if_followed(ledger: Ledger, record: TaskRecord) -> None:
     """Take an unfinished task over, or stop if another live soul process follows it."""
-    from soulcli.ledger import UNFINISHED
-
-    if record.state not in UNFINISHED:
-        return  # finished: nobody follows it, and a fetch only reads or replaces files
-    standing = ledger.take_over(record.id)
-    if standing is not None and standing.held_elsewhere and standing.owner is not None:
+    pid = _followed_elsewhere(ledger, record)
+    if pid is not None:
         raise SoulError(
-            f"task {record.remote_id} is being followed by soul process {standing.owner.pid}",
+            f"task {record.remote_id} is being followed by soul process {pid}",
             hint="it saves the images itself; see `soul history` when it is done",
             exit_code=ExitCode.NOT_FOUND,
         )
 
 
-def _next_to_resume(ledger: Ledger) -> TaskRecord | None:
-    """The newest unfinished task that no other live soul process is following, now ours."""
-    busy: list[str] = []
-    for record in ledger.unfinished():
-        standing = ledger.take_over(record.id)
-        if standing is None:
-            return record
-        if standing.held_elsewhere and standing.owner is not None:
-            busy.append(f"task {record.remote_id} (soul process {standing.owner.pid})")
-        # otherwise it finished a moment ago: nothing to resume
-    if busy:
-        raise SoulError(
-            "no unfinished task to resume: other soul processes are following "
-            + ", ".join(busy[:3])
-            + (f" and {len(busy) - 3} more" if len(busy) > 3 else ""),
-            exit_code=ExitCode.NOT_FOUND,
-        )
+def _followed_elsewhere(ledger: Ledger, record: TaskRecord) -> int | None:
+    """Take an unfinished task over; the pid of the live soul process following it instead."""
+    from soulcli.ledger import UNFINISHED
+
+    if record.state not in UNFINISHED:
+        return None  # finished: nobody follows it, and a fetch only reads or replaces files
+    standing = ledger.take_over(record.id)
+    if standing is not None and standing.held_elsewhere and standing.owner is not None:
+        return standing.owner.pid
     return None
 
 
@@ -212,7 +395,11 @@ def by_id(
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Look at (and with --out, save) one task; update its ledger row if soul submitted it."""
+    """Save one task's images, or only look at it; update its ledger row if soul submitted it.
+
+    A task in the ledger is saved into the directory it was submitted with (or --out);
+    a task soul did not submit is only shown, unless --out says where to save it.
+    """
     from soulcli import ui
     from soulcli.commands.common import (
         FollowOptions,
@@ -236,9 +423,12 @@ def by_id(
         raise UsageError(
             f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
         )
-    out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
-    if record is not None and (wait or out_dir is not None):
-        refuse_if_followed(ledger, record)  # two soul processes never follow one task
+    if out is None and record is not None and record.out_dir:
+        out_dir = _into_recorded_dir(ledger, record, wait=wait, as_json=as_json)
+    else:
+        out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
+        if record is not None and (wait or out_dir is not None):
+            refuse_if_followed(ledger, record)  # two soul processes never follow one task
     tracked = Tracked(ledger, record.id, record.request()) if record is not None else None
     with open_client(settings) as client:
         outcome = follow_task(
@@ -249,7 +439,10 @@ def by_id(
             price=format_ptc(record.price_ptc) if record else "?",
             wait=wait,
             tracked=tracked,
-            options=FollowOptions(stem=record.image_stem if record else None),
+            options=FollowOptions(
+                stem=record.image_stem if record else None,
+                submitted_at=record.created_at if record else None,  # else: from now
+            ),
         )
     if out_dir is None:
         show_status(outcome, as_json=as_json)
@@ -272,6 +465,35 @@ def by_id(
         f"soul: task {remote_id} is still {outcome.snapshot.phase}; finish with: "
         f"{resume_command(remote_id, out_dir)}"
     )
+
+
+def _into_recorded_dir(
+    ledger: Ledger, record: TaskRecord, *, wait: bool, as_json: bool
+) -> Path | None:
+    """The directory a ledger task was submitted with, where `soul fetch N` saves it.
+
+    Its images all there already: they are reported, with no network at all. Another
+    soul process following it: it saves them there itself, so this one only looks
+    (with --wait, it is refused, as with --out). None means "only look".
+    """
+    from soulcli import ui
+    from soulcli.text import shorten
+
+    out_dir = _images_dir(record, None)
+    if _already_saved(record, out_dir):
+        raise typer.Exit(int(report_record(record, as_json=as_json)))
+    if wait:
+        refuse_if_followed(ledger, record)
+    else:
+        pid = _followed_elsewhere(ledger, record)
+        if pid is not None:
+            ui.say(
+                f"soul: task {record.remote_id} is being followed by soul process {pid}, "
+                f"which saves its images into {out_dir}; showing its status"
+            )
+            return None
+    ui.say(f"soul: saving task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}")
+    return out_dir
 
 
 def jobs_json(outcome: Outcome) -> list[dict[str, Any]]:
