@@ -55,8 +55,8 @@ def test_version() -> None:
     assert invoke("--version").stdout.strip() == f"soul {__version__}"
 
 
-def test_exit_code_table_in_readme_matches_the_code() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_exit_code_table_in_the_reference_matches_the_code() -> None:
+    readme = (ROOT / "docs" / "reference.md").read_text()
     table = dict(re.findall(r"^\| (\d+) \| `([A-Z_]+)` \|", readme, flags=re.M))
     assert {int(code): name for code, name in table.items()} == {
         int(code): code.name for code in ExitCode
@@ -182,7 +182,8 @@ def test_help_examples_are_never_wrapped_inside_a_command(width: str) -> None:
     for name, _ in all_commands():
         env = {**os.environ, "COLUMNS": width}
         result = run_soul(*name.split()[1:], "--help", env=env)
-        lines = result.stdout.splitlines()
+        description = re.split(r"^(?:Arguments|Options|Commands):$", result.stdout, flags=re.M)[0]
+        lines = description.splitlines()
         for i, line in enumerate(lines):
             example = line.strip().removeprefix("Example:").strip()
             if example.startswith(("soul ", "echo ")) and i + 1 < len(lines):
