@@ -63,9 +63,10 @@ def fetch(
     waits for it); any other task is only shown, unless --out. It never submits.
 
     \b
-    Examples: soul fetch         (finishes everything left behind)
-              soul fetch 12 -w   (task 12 of `soul history`, into its directory)
-              soul fetch higgsfield_472f8f0319ac -o pics
+    Examples:
+      soul fetch                     finishes everything left behind
+      soul fetch 12 --wait           task 12 of `soul history`, into its directory
+      soul fetch higgsfield_472f8f0319ac -o pics
     """
     from soulcli.config import effective_settings
     from soulcli.ledger import Ledger
