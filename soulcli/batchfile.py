@@ -146,8 +146,10 @@ def with_keys(lines: list[BatchLine]) -> list[BatchLine]:
 def _json_fields(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise UsageError(f"not valid JSON ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise UsageError("not valid JSON") from exc
     if not isinstance(value, dict):
         raise UsageError('each JSON line must be an object with a "prompt"')
     fields: dict[str, Any] = {}

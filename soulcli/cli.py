@@ -112,6 +112,15 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def _quoted_extras(message: str) -> str:
+    """Click says "Got unexpected extra argument (x y)": quote what the user typed instead,
+    so a stray `(` or `)` in it cannot be read as part of soul's sentence."""
+    import re
+
+    match = re.fullmatch(r"Got unexpected extra (arguments?) \((.*)\)", message, flags=re.S)
+    return f"unexpected extra {match[1]}: {match[2]!r}" if match else message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends as one line on stderr and a documented exit code."""
     try:
@@ -149,8 +158,9 @@ def _run(argv: list[str] | None) -> None:
         sys.stderr.flush()
         raise SystemExit(int(ExitCode.USAGE)) from exc
     except click.UsageError as exc:
-        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        _fail(exc.format_message() + where, int(ExitCode.USAGE))
+        # Click's own words may hold parentheses ("extra argument (x)"): no more of them.
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        _fail(_quoted_extras(exc.format_message()).rstrip(".") + where, int(ExitCode.USAGE))
     except click.ClickException as exc:
         _fail(exc.format_message(), int(exc.exit_code))
     except Stopped as exc:

@@ -302,7 +302,9 @@ class ApiClient:
             payload = json.loads(response.body.decode("utf-8"))
             return parse_snapshot(task_id, payload)
         except ValueError as exc:
-            raise RetryableError(f"the API sent an unreadable task answer ({exc})") from exc
+            raise RetryableError(
+                f"the API sent an unreadable task answer: {one_line(str(exc), 120)}"
+            ) from exc
 
     def probe(self, task_id: str) -> ApiResponse:
         """GET the poll path once, no retry, and return whatever status came back.

@@ -64,8 +64,11 @@ def load_config(path: Path | None = None) -> dict[str, str]:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        # "Invalid value (at line 1, column 12)" becomes "invalid value at line 1, ...":
+        # the hint follows in parentheses, and parentheses inside them read badly.
+        where = str(exc).replace(" (at ", " at ").rstrip(")") if " (at " in str(exc) else exc
         raise ConfigError(
-            f"config file {path} is not valid TOML ({exc})",
+            f"config file {path} is not valid TOML: {where}",
             hint="fix it or remove it and run `soul config set` again",
         ) from exc
     values: dict[str, str] = {}

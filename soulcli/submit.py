@@ -102,7 +102,7 @@ def try_to_record(write: Callable[..., None], *args: object) -> str:
     try:
         write(*args)
     except ConfigError as exc:
-        return f"the task ledger could not record it ({exc.message})"
+        return f"the task ledger could not record it: {exc.message}"
     return ""
 
 

@@ -169,8 +169,7 @@ def page(text: str, *, allowed: bool = True) -> None:
         or pager in ("", "cat")
         or lines < terminal_size().lines
     ):
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_all(text)
         return
     import shlex
     import shutil
@@ -182,8 +181,7 @@ def page(text: str, *, allowed: bool = True) -> None:
     except (ValueError, IndexError):
         program = ""
     if shutil.which(program) is None:  # no less on this machine: print, as git does
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_all(text)
         return
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")  # as git does, for a PAGER=less without options
@@ -193,8 +191,7 @@ def page(text: str, *, allowed: bool = True) -> None:
         try:
             proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
         except OSError:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            _write_all(text)
             return
         assert proc.stdin is not None
         try:
@@ -205,3 +202,13 @@ def page(text: str, *, allowed: bool = True) -> None:
         proc.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _write_all(text: str) -> None:
+    """Write text to stdout; a reader that went away ends soul quietly, as in emit()."""
+    with _STDOUT_LOCK:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reader_went_away()

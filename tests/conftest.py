@@ -115,6 +115,28 @@ def assert_clean_output(result: Result) -> None:
         assert SENTINEL_KEY not in stream
         assert "Traceback" not in stream
         assert "\x1b" not in stream
+    for line in result.stderr.splitlines():
+        if line.startswith("soul: error:"):
+            assert paren_depth(line) <= 1, f"nested parentheses in {line!r}"
+
+
+def paren_depth(text: str) -> int:
+    """How deeply parentheses nest in `text`, outside `code` spans and 'quoted' input."""
+    import re
+
+    depth = deepest = 0
+    # What the user typed is quoted as is: `soul ( ` says "No such command '('".
+    unquoted = re.sub(r"'[^']*'", "''", text)
+    for i, part in enumerate(unquoted.split("`")):
+        if i % 2:
+            continue  # inside backticks: a command, quoted as is
+        for char in part:
+            if char == "(":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char == ")":
+                depth = max(0, depth - 1)
+    return deepest
 
 
 @pytest.fixture

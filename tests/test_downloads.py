@@ -95,12 +95,12 @@ def test_oversized_image_is_refused_while_streaming(tmp_path: Path) -> None:
 
 
 def test_output_path_that_is_a_file_is_reported(tmp_path: Path) -> None:
-    from soulcli.errors import DownloadError
+    from soulcli.errors import UsageError
 
     blocker = tmp_path / "taken"
     blocker.write_text("a file")
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
-    with pytest.raises(DownloadError, match="output"):
+    with pytest.raises(UsageError, match="is a file, not a directory"):
         save(blocker, transport)
 
 

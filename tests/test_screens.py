@@ -199,3 +199,29 @@ def test_the_batch_line_shows_n_of_total_time_and_spend_at_every_width(
         assert "running" in head and "higgsfield_" in " ".join(task_lines)
     final = terminal.wait_for(finished, "the end of the batch", timeout=40)
     assert "EXIT=0" in final and "line 1:" not in final  # the display is gone
+
+
+def test_on_a_terminal_generate_without_a_prompt_asks_for_one(shell: list[Terminal]) -> None:
+    terminal = open_shell(shell, 80, terminal_env(None))
+    terminal.type("soul generate; echo EXIT=$?", enter=True)  # stdin is the terminal: no wait
+    screen = terminal.wait_for(finished, "soul generate without a prompt")
+    assert "EXIT=2" in screen and "a prompt is required" in screen
+
+
+def test_the_price_line_comes_before_the_confirmation_question(
+    fake: Fake302, tmp_path: Path, shell: list[Terminal]
+) -> None:
+    env = terminal_env(fake)
+    assert run_soul("config", "set", "confirm_above", "0.05", env=env).code == 0
+    terminal = open_shell(shell, 120, env)
+    terminal.type(f"soul generate 'a dog' -o {tmp_path}; echo EXIT=$?", enter=True)
+    screen = terminal.wait_for(lambda s: "Go ahead?" in s, "the confirmation question")
+    lines = rows_of(screen)
+    asked = next(i for i, line in enumerate(lines) if "Go ahead?" in line)
+    told = next(i for i, line in enumerate(lines) if line.startswith("soul: submitting"))
+    assert told < asked and "0.1 PTC" in lines[told]
+    assert fake.post_count() == 0  # nothing is sent while the question waits
+    terminal.type("n", enter=True)
+    screen = terminal.wait_for(finished, "the answer")
+    assert "EXIT=15" in screen and "nothing was sent" in screen
+    assert fake.post_count() == 0

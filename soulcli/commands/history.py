@@ -42,6 +42,9 @@ def history(
             help="Only tasks newer than 7d, 12h, 30m, 2w or a date such as 2026-11-01.",
         ),
     ] = None,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Do not page long output on a terminal.")
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """List past tasks: time, state, style, quality, ratio, seed, cost, prompt, images.
@@ -67,7 +70,7 @@ def history(
     if not records:
         ui.say("soul: no tasks match" if (search or state or since) else "soul: no tasks yet")
         return
-    _print_table(records)
+    _print_table(records, pager=not no_pager)
 
 
 @app.command("show")
@@ -205,7 +208,7 @@ HISTORY_COLUMNS = [
 ]
 
 
-def _print_table(records: list[TaskRecord]) -> None:
+def _print_table(records: list[TaskRecord], *, pager: bool) -> None:
     """A table as wide as the terminal, or plain columns and the totals on stderr when piped."""
     import sys
 
@@ -237,6 +240,8 @@ def _print_table(records: list[TaskRecord]) -> None:
         state = Text(row[2], style=STATE_COLOURS.get(row[2], ""))
         cells.append([*row[:2], state, *row[3:]])
     console = Console(highlight=False)
-    for line in fitted_lines(columns, cells, console.width):
-        console.print(line)
-    console.print(totals_line(records), style="dim")
+    with console.capture() as captured:
+        for line in fitted_lines(columns, cells, console.width):
+            console.print(line)
+        console.print(totals_line(records), style="dim")
+    ui.page(captured.get(), allowed=pager)  # like `git log`: more than a screen is paged
