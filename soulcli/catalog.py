@@ -7,10 +7,10 @@ import re
 from functools import cache
 from pathlib import Path
 
+from soulcli.constants import DEFAULT_STYLE as DEFAULT_STYLE
 from soulcli.errors import UsageError
 from soulcli.fuzzy import closest
 
-DEFAULT_STYLE = "GENERAL"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CATALOG_FILE = Path(__file__).parent / "data" / "styles.json"
 

@@ -56,7 +56,10 @@ class LazyGroup(TyperGroup):
             from soulcli.fuzzy import closest
 
             # The same matcher as style names, so both kinds of typo are judged alike.
-            close = closest(args[0].lower(), {c: [c] for c in COMMANDS}, limit=1) if args else []
+            typed = args[0].lower() if args else ""
+            # A start of a command name (`gen`) is what a user means most often.
+            close = [c for c in COMMANDS if typed and c.startswith(typed)][:1]
+            close = close or (closest(typed, {c: [c] for c in COMMANDS}, limit=1) if typed else [])
             if not close:
                 raise
             hint = f"{exc.message.rstrip('.')}; did you mean {close[0]!r}?"
@@ -159,8 +162,12 @@ def _run(argv: list[str] | None) -> None:
         raise SystemExit(int(ExitCode.USAGE)) from exc
     except click.UsageError as exc:
         # Click's own words may hold parentheses ("extra argument (x)"): no more of them.
-        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
-        _fail(_quoted_extras(exc.format_message()).rstrip(".") + where, int(ExitCode.USAGE))
+        message = _quoted_extras(exc.format_message()).rstrip(".")
+        if exc.ctx is not None:
+            message += (
+                f"{' ' if message.endswith('?') else '; '}see `{exc.ctx.command_path} --help`"
+            )
+        _fail(message, int(ExitCode.USAGE))
     except click.ClickException as exc:
         _fail(exc.format_message(), int(exc.exit_code))
     except Stopped as exc:

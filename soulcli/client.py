@@ -345,5 +345,6 @@ class ApiClient:
 
 def _reason(exc: BaseException) -> str:
     """A short, key-free description of a transport error."""
-    text = one_line(str(exc), 120)
+    # Parentheses dropped: this text goes inside soul's own, e.g. "(_ssl.c:1006)".
+    text = one_line(str(exc), 120).replace("(", "").replace(")", "")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

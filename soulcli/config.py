@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from soulcli.constants import DEFAULT_QUALITY, DEFAULT_RATIO, DEFAULT_STYLE
 from soulcli.errors import ConfigError, UsageError
 from soulcli.paths import config_path
 
@@ -136,9 +137,9 @@ ENV_OVERRIDES = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}
 # builder applies the same values).
 DEFAULTS = {
     "base_url": DEFAULT_BASE_URL,
-    "style": "GENERAL",
-    "aspect_ratio": "1:1",
-    "quality": "720p",
+    "style": DEFAULT_STYLE,
+    "aspect_ratio": DEFAULT_RATIO,
+    "quality": DEFAULT_QUALITY,
     "out_dir": ".",
 }
 # What a key set nowhere means, for the keys without a default.

@@ -8,3 +8,7 @@ QUALITY_ALIASES = {"basic": "720p", "high": "1080p", "720": "720p", "1080": "108
 SEED_MIN, SEED_MAX = 1, 1_000_000
 # Price per request (4 images), in PTC, as the provider's page states it.
 PRICE_PTC_TEXT = {"720p": "0.1", "1080p": "0.2"}
+# What a request uses when neither the command line nor the config file says.
+DEFAULT_STYLE = "GENERAL"
+DEFAULT_RATIO = "1:1"
+DEFAULT_QUALITY = "720p"

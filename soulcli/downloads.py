@@ -358,9 +358,8 @@ def remove_stale_parts(out_dir: Path, stem: str, index: int) -> None:
             part.unlink(missing_ok=True)
 
 
-def prepare_out_dir(out_dir: Path) -> Path:
-    """Create the output directory if needed and check that it can be written to."""
-    out_dir = out_dir.expanduser()
+def refuse_a_file(out_dir: Path) -> None:
+    """A usage error when the output directory is an existing file (creates nothing)."""
     if out_dir.exists() and not out_dir.is_dir():
         from soulcli.errors import UsageError
 
@@ -368,6 +367,12 @@ def prepare_out_dir(out_dir: Path) -> Path:
             f"output directory {out_dir} is a file, not a directory",
             hint="give --out a directory; soul names the 4 images itself",
         )
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the output directory if needed and check that it can be written to."""
+    out_dir = out_dir.expanduser()
+    refuse_a_file(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from soulcli.constants import DEFAULT_QUALITY as DEFAULT_QUALITY
+from soulcli.constants import DEFAULT_RATIO as DEFAULT_RATIO
 from soulcli.errors import UsageError
 from soulcli.models import GenerationRequest
 
 MAX_PROMPT_CHARS = 10_000
-DEFAULT_RATIO = "1:1"
-DEFAULT_QUALITY = "720p"
 
 
 def check_prompt(prompt: str, where: str = "the prompt") -> str:

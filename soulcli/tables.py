@@ -18,11 +18,11 @@ class Column:
 
     `drop` orders what goes first when the table does not fit: the highest number is
     dropped first, and 0 is never dropped. A `flex` column (a prompt) takes what is
-    left, down to `min_width`, and is cut with an ellipsis; a `whole` column (a name
-    the user types) is never cut, it wraps if it must.
+    left, down to `min_width`, and is cut with an ellipsis; every other column keeps
+    its full width, so the names and numbers a user types are never cut.
     """
 
-    __slots__ = ("drop", "flex", "justify", "min_width", "name", "whole")
+    __slots__ = ("drop", "flex", "justify", "min_width", "name")
 
     def __init__(
         self,
@@ -32,14 +32,12 @@ class Column:
         justify: Literal["left", "right"] = "left",
         flex: bool = False,
         min_width: int = 12,
-        whole: bool = False,
     ) -> None:
         self.name = name
         self.drop = drop
         self.justify = justify
         self.flex = flex
         self.min_width = min_width
-        self.whole = whole
 
 
 def plain(cell: str | Text) -> str:

@@ -185,14 +185,15 @@ def page(text: str, *, allowed: bool = True) -> None:
         return
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")  # as git does, for a PAGER=less without options
-    # The pager owns Ctrl-C while it runs (less uses it to stop a search), as in git.
+    try:
+        proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        _write_all(text)
+        return
+    # The pager owns Ctrl-C while it runs (less uses it to stop a search), as in git:
+    # soul ignores it, the pager (started before this) still gets it.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        try:
-            proc = subprocess.Popen(pager, shell=True, stdin=subprocess.PIPE, env=env)
-        except OSError:
-            _write_all(text)
-            return
         assert proc.stdin is not None
         try:
             proc.stdin.write(text.encode("utf-8", "replace"))

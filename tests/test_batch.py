@@ -7,9 +7,11 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
+
 from soulcli.catalog import resolve_style
 from soulcli.fake302 import Fake302
-from tests.conftest import run_soul, start_soul, wait_until
+from tests.conftest import run_soul, soul_env, start_soul, wait_until
 
 
 def write(path: Path, text: str) -> Path:
@@ -232,3 +234,63 @@ def test_soul_fetch_finishes_a_batch_line_under_its_name(
     assert resumed.code == 0, resumed.stderr
     assert [Path(p).name for p in resumed.lines] == [f"kite_{i}.png" for i in range(1, 5)]
     assert fake.post_count() == 1
+
+
+def test_dry_run_prints_every_body_and_the_total_and_needs_no_key(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(
+        '{"prompt": "a dog", "style": "Tokyo", "seed": 7}\n'
+        '{"prompt": "a cat", "quality": "1080p", "name": "cat", "out": "cats"}\n'
+    )
+    env = soul_env(None)  # no key, and the fake's URL only to show nothing reaches it
+    env["SOUL_BASE_URL"] = fake.base_url
+    result = run_soul("batch", str(prompts), "--dry-run", env=env, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    bodies = [json.loads(line) for line in result.lines]
+    assert [b["prompt"] for b in bodies] == ["a dog", "a cat"]
+    assert bodies[0]["seed"] == 7 and bodies[0]["style_id"] == resolve_style("Tokyo").id
+    assert bodies[1]["quality"] == "1080p"
+    assert set(bodies[0]) == {
+        "prompt",
+        "style_id",
+        "aspect_ratio",
+        "quality",
+        "seed",
+        "negative_prompt",
+        "enhance_prompt",
+    }
+    assert "2 requests" in result.stderr and "0.3 PTC in all; nothing was sent" in result.stderr
+    assert fake.requests() == [] and not (tmp_path / "cats").exists()
+
+    as_json = run_soul("batch", str(prompts), "--dry-run", "--json", env=env, cwd=tmp_path)
+    lines = [json.loads(line) for line in as_json.lines]
+    assert [line["line"] for line in lines] == [1, 2]
+    assert lines[1]["cost_ptc"] == 0.2 and lines[1]["name"] == "cat"
+    assert lines[1]["out_dir"] == str((tmp_path / "cats").resolve())
+    assert lines[0]["url"] == fake.base_url + "/higgsfield/text2image_soul"
+    assert lines[0]["method"] == "POST" and lines[0]["body"] == bodies[0]
+    assert fake.requests() == []
+
+
+def test_dry_run_of_a_bad_file_reports_every_bad_line(fake: Fake302, tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a"}\n{"prompt": "b", "ar": "5:4"}\n')
+    result = run_soul("batch", str(tmp_path / "bad.jsonl"), "--dry-run", fake=fake)
+    assert result.code == 2 and result.stdout == ""
+    assert "bad.jsonl:2:" in result.stderr and fake.requests() == []
+
+
+@pytest.mark.parametrize("width", [40, 60, 120])
+def test_the_batch_headline_keeps_progress_time_and_spend_at_any_width(width: int) -> None:
+    from decimal import Decimal
+
+    from soulcli.commands.batch_progress import BatchProgress
+
+    progress = BatchProgress(100, already_done=99, live=False)
+    progress.finished(7, "completed", "")
+    progress.spent = Decimal("19.8")
+    progress.began -= 725  # 12m05s ago
+    line = progress.headline(width).plain
+    assert len(line) <= width
+    assert "100" in line and "12m05s" in line and "19.8 PTC" in line and "…" not in line

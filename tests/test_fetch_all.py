@@ -133,3 +133,23 @@ def test_a_task_killed_while_submitting_is_told_once_and_does_not_stop_the_other
     assert again.code == 7 and "no unfinished task to resume" in again.stderr
     assert "a kite" not in again.stderr
     assert fake.post_count() == 2
+
+
+def test_tasks_sent_to_another_api_are_left_alone_and_named(fake: Fake302, tmp_path: Path) -> None:
+    from tests.conftest import soul_env
+
+    demo = submit(fake, tmp_path / "demo", "a dog from the demo")
+    mine = submit(fake, tmp_path / "mine", "a cat")
+    # The same ledger, now pointed at another API (the real one after the demo, say):
+    # here the same fake under another name, so a wrong poll would still be answered.
+    other = fake.base_url.replace("127.0.0.1", "localhost")
+    env = soul_env(fake, SOUL_BASE_URL=other)
+    with_both = run_soul("fetch", env=env)
+    assert with_both.code == 7 and fake.poll_count() == 0
+    assert f"skipping task {demo}: it was sent to {fake.base_url}, not {other}" in (
+        with_both.stderr
+    )
+    assert f"SOUL_BASE_URL={fake.base_url} soul fetch" in with_both.stderr
+    back = run_soul("fetch", fake=fake)  # on the API they were sent to, both finish
+    assert back.code == 0, back.stderr
+    assert {Path(p).parent.name for p in back.lines} == {"demo", "mine"} and mine in back.stdout

@@ -236,3 +236,11 @@ def test_out_that_is_a_file_says_so_and_sends_nothing(fake: Fake302, tmp_path: P
         "(give --out a directory; soul names the 4 images itself)\n"
     )
     assert fake.requests() == [] and somefile.read_text() == "notes"
+
+
+def test_no_wait_refuses_an_out_that_is_a_file_before_paying(fake: Fake302, tmp_path: Path) -> None:
+    somefile = tmp_path / "somefile"
+    somefile.write_text("notes")
+    result = run_soul("generate", "a dog", "--no-wait", "-o", str(somefile), fake=fake)
+    assert result.code == 2 and "is a file, not a directory" in result.stderr
+    assert fake.requests() == []

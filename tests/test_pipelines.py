@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from soulcli.fake302 import Fake302
-from tests.conftest import SENTINEL_KEY, SOUL, soul_env
+from tests.conftest import SENTINEL_KEY, SOUL, run_soul, soul_env
 
 pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
 
@@ -108,3 +108,33 @@ def test_a_batch_whose_reader_goes_away_keeps_every_task(
     again = shell("soul batch p.txt -o out --json", fake, tmp_path)  # resumes, sends the rest
     assert again.returncode == 0, again.stderr
     assert fake.post_count() == 8
+
+
+def test_piped_history_is_plain_aligned_columns_with_the_totals_on_stderr(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    for prompt in ["a dog", "a cat in a very long hat with a feather"]:
+        assert run_soul("generate", prompt, "-o", str(tmp_path), fake=fake).code == 0
+    proc = shell("soul history | cat", fake, tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == [
+        "#",
+        "WHEN",
+        "STATE",
+        "STYLE",
+        "QUALITY",
+        "RATIO",
+        "SEED",
+        "COST",
+        "IMAGES",
+        "PROMPT",
+    ]
+    assert len(lines) == 3 and lines[1].endswith("a cat in a very long hat with a feather")
+    assert all(line == line.rstrip() for line in lines)
+    assert not any(char in proc.stdout for char in "│─┃━┏┗")
+    prompt_column = lines[0].index("PROMPT")  # aligned: every prompt starts there
+    assert [line[prompt_column:] for line in lines[1:]] == [
+        "a cat in a very long hat with a feather",
+        "a dog",
+    ]
+    assert proc.stderr == "2 tasks · spent 0.2 PTC\n"

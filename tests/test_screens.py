@@ -74,6 +74,7 @@ def test_styles_keep_every_name_whole_and_drop_ids_and_links_first(
     assert all(len(line) <= width for line in lines)
 
 
+@pytest.mark.skipif(shutil.which("less") is None, reason="less is not installed")
 def test_a_long_list_goes_through_the_pager_and_q_gives_the_prompt_back(
     shell: list[Terminal],
 ) -> None:
@@ -88,7 +89,7 @@ def test_a_long_list_goes_through_the_pager_and_q_gives_the_prompt_back(
     assert "GENERAL" in screen and "EXIT=" not in screen
     terminal.type("q")
     assert "EXIT=0" in terminal.wait_for(finished, "the prompt after q")
-    terminal.type("clear; soul styles --no-pager | tail -n 1; echo EXIT=$?", enter=True)
+    terminal.type("clear; soul styles | tail -n 1; echo EXIT=$?", enter=True)
     piped = terminal.wait_for(finished, "soul styles piped")
     assert "Graffiti" in piped and "EXIT=0" in piped  # no pager when piped
 
@@ -191,7 +192,8 @@ def test_the_batch_line_shows_n_of_total_time_and_spend_at_every_width(
     screen = terminal.wait_for(lambda s: "line 2:" in s, "the live batch display")
     lines = rows_of(screen)
     head = next(line for line in lines if line.startswith("batch "))
-    assert re.match(r"batch 0 of 3 · \d+s · 0\.\d PTC spent", head), head
+    # The spend may still be 0 on a busy machine: a line shows before its POST returns.
+    assert re.match(r"batch 0 of 3 · \d+s · \d+(\.\d+)? PTC spent", head), head
     task_lines = [line for line in lines if line.startswith("  line ")]
     assert all(len(line) <= width for line in [head, *task_lines])
     assert len(task_lines) == 2  # one line each, never wrapped
@@ -214,7 +216,8 @@ def test_the_price_line_comes_before_the_confirmation_question(
     env = terminal_env(fake)
     assert run_soul("config", "set", "confirm_above", "0.05", env=env).code == 0
     terminal = open_shell(shell, 120, env)
-    terminal.type(f"soul generate 'a dog' -o {tmp_path}; echo EXIT=$?", enter=True)
+    pics = tmp_path / "pics"
+    terminal.type(f"soul generate 'a dog' -o {pics}; echo EXIT=$?", enter=True)
     screen = terminal.wait_for(lambda s: "Go ahead?" in s, "the confirmation question")
     lines = rows_of(screen)
     asked = next(i for i, line in enumerate(lines) if "Go ahead?" in line)
@@ -224,4 +227,4 @@ def test_the_price_line_comes_before_the_confirmation_question(
     terminal.type("n", enter=True)
     screen = terminal.wait_for(finished, "the answer")
     assert "EXIT=15" in screen and "nothing was sent" in screen
-    assert fake.post_count() == 0
+    assert fake.post_count() == 0 and not pics.exists()  # a "no" leaves nothing behind

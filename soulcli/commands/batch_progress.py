@@ -100,10 +100,12 @@ class BatchProgress:
         from rich.text import Text
 
         finished = self.completed + self.failed
+        elapsed = ui.format_elapsed(time.monotonic() - self.began)
         essential = (
-            f"batch {finished} of {self.total} · {ui.format_elapsed(time.monotonic() - self.began)}"
-            f" · {format_ptc(self.spent)} PTC spent"
+            f"batch {finished} of {self.total} · {elapsed} · {format_ptc(self.spent)} PTC spent"
         )
+        if len(essential) > width:  # "batch 100 of 100 · 12m05s · 19.8 PTC spent" at 40
+            essential = f"{finished}/{self.total} · {elapsed} · {format_ptc(self.spent)} PTC"
         counts = f" · {self.completed} done · {self.failed} failed · {len(self.running)} running"
         line = Text(essential, style="bold")
         if len(essential) + len(counts) <= width:

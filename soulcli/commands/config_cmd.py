@@ -37,7 +37,7 @@ def config_set(
 
     \b
     Examples:
-      soul config set api_key          asks for the key, without echo
+      soul config set api_key    # asks for the key, without echo
       soul config set quality 1080p
     """
     from soulcli import ui
@@ -149,7 +149,7 @@ def mask(name: str, value: str) -> str:
 
 
 def effective_value(name: str) -> tuple[str | None, str]:
-    """The value in force for a key and its source: env, config or default."""
+    """The value in force for a key and its source: env, file or default."""
     from soulcli.config import load_config, value_and_source
 
     return value_and_source(name, load_config())

@@ -64,8 +64,8 @@ def fetch(
 
     \b
     Examples:
-      soul fetch                     finishes everything left behind
-      soul fetch 12 --wait           task 12 of `soul history`, into its directory
+      soul fetch                 # finish everything left behind
+      soul fetch 12 --wait       # task 12 of `soul history`, into its directory
       soul fetch higgsfield_472f8f0319ac -o pics
     """
     from soulcli.config import effective_settings
@@ -120,7 +120,17 @@ def resume_all(
     maybe_charged = ledger.settle_abandoned()
     for local_id in maybe_charged:
         _say_maybe_charged(ledger, local_id)
-    mine, busy = _take_over_unfinished(ledger)
+    from soulcli.config import check_base_url
+
+    api_host = check_base_url(settings.base_url)
+    mine, busy, elsewhere = _take_over_unfinished(ledger, api_host)
+    for record in elsewhere:
+        # A task lives on the API it was sent to (the offline demo's fake, say): asking
+        # another one for it would only fail, on every `soul fetch` from now on.
+        ui.say(
+            f"soul: skipping task {record.remote_id}: it was sent to {record.api_host}, "
+            f"not {api_host}; resume it with SOUL_BASE_URL={record.api_host} soul fetch"
+        )
     if not mine and not maybe_charged:
         _nothing_to_resume(busy)
     for record, pid in busy:
@@ -161,19 +171,24 @@ def resume_all(
 
 
 def _take_over_unfinished(
-    ledger: Ledger,
-) -> tuple[list[TaskRecord], list[tuple[TaskRecord, int]]]:
-    """The unfinished tasks, oldest first, now this process's; and those that another live
-    soul process follows, with its pid. A task that finished a moment ago is in neither."""
+    ledger: Ledger, api_host: str
+) -> tuple[list[TaskRecord], list[tuple[TaskRecord, int]], list[TaskRecord]]:
+    """The unfinished tasks sent to `api_host`, oldest first, now this process's; those
+    that another live soul process follows, with its pid; and those sent to another API
+    host (left alone). A task that finished a moment ago is in none of them."""
     mine: list[TaskRecord] = []
     busy: list[tuple[TaskRecord, int]] = []
+    elsewhere: list[TaskRecord] = []
     for record in reversed(ledger.unfinished()):
+        if record.api_host and record.api_host != api_host:
+            elsewhere.append(record)
+            continue
         standing = ledger.take_over(record.id)
         if standing is None:
             mine.append(record)
         elif standing.held_elsewhere and standing.owner is not None:
             busy.append((record, standing.owner.pid))
-    return mine, busy
+    return mine, busy, elsewhere
 
 
 def _nothing_to_resume(busy: list[tuple[TaskRecord, int]]) -> None:
@@ -255,8 +270,8 @@ def resume_last(
     if record.remote_id is None:
         code = ExitCode.MAYBE_CHARGED if record.state == OUTCOME_UNKNOWN else ExitCode.NOT_FOUND
         raise SoulError(
-            f"task {record.id} never got a task id ({record.state}: "
-            f"{record.error or 'no details'})",
+            f"task {record.id} never got a task id; it is {record.state}: "
+            f"{record.error or 'no details'}",
             exit_code=code,
         )
     out_dir = _images_dir(record, out)

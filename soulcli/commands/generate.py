@@ -130,18 +130,20 @@ def generate(
         report,
         request_json,
     )
-    from soulcli.downloads import prepare_out_dir
+    from soulcli.downloads import prepare_out_dir, refuse_a_file
     from soulcli.ledger import Ledger
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
     require_api_key(settings)  # the cheap checks first: key, base URL, output dir, price
     api_host = check_base_url(settings.base_url)
-    # Find an unwritable directory before paying, not after.
-    out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
+    refuse_a_file(out_dir.expanduser())
     # Say what is about to be sent before asking whether to send it.
     ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
     confirm_price(request.price, settings.confirm_above, yes=yes)
+    # Find an unwritable directory before paying, not after (and after the question,
+    # so that a "no" leaves no empty directory behind).
+    out_dir = out_dir.expanduser().resolve() if no_wait else prepare_out_dir(out_dir)
     with open_client(settings) as client, Ledger.open() as ledger:
         local_id, task_id = submit_recorded(
             client,
@@ -236,12 +238,15 @@ def _default_timeout() -> float:
 
 def read_prompt(prompt: str | None) -> str:
     """The prompt from the argument, or from stdin (`-`, or no argument and stdin piped)."""
-    if prompt is None and sys.stdin.isatty():
+    # No stdin at all (`soul generate <&-`) is like a terminal: nothing to read.
+    if prompt is None and (sys.stdin is None or sys.stdin.isatty()):
         raise UsageError(
             "a prompt is required",
             hint='e.g. soul generate "a dog", or pipe one in: echo "a dog" | soul generate',
         )
     if prompt is None or prompt == "-":
+        if sys.stdin is None:
+            raise UsageError("stdin is closed: there is no prompt to read from it")
         data = sys.stdin.buffer.read()
         try:
             prompt = data.decode("utf-8")

@@ -24,7 +24,9 @@ def history(
         str | None,
         typer.Option("--search", "-S", metavar="TEXT", help="Only prompts containing TEXT."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N tasks.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="Show at most N tasks.")
+    ] = 50,
     state: Annotated[
         str | None,
         typer.Option(
@@ -47,7 +49,7 @@ def history(
     ] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """List past tasks: time, state, style, quality, ratio, seed, cost, prompt, images.
+    """List past tasks: time, state, style, quality, ratio, seed, cost, images, prompt.
 
     \b
     Examples:
@@ -59,6 +61,8 @@ def history(
     from soulcli import ui
     from soulcli.ledger import STATES, Ledger
 
+    if limit < 1:  # checked here rather than by Click, to keep "[x>=1]" out of the help
+        raise UsageError(f"--limit {limit} is not a number of tasks; give 1 or more")
     if state is not None and state not in STATES:
         raise UsageError(f"unknown state {state!r}", hint="use one of " + ", ".join(STATES))
     cutoff = parse_since(since) if since else None
@@ -110,7 +114,7 @@ def show(
     for image in record.images:
         where = image.get("path") or f"not saved ({one_line(image.get('status'), 40)})"
         if image.get("path") and image.get("variant") == "min":
-            where += " (the smaller preview; `soul fetch` with --out tries the full image again)"
+            where += " (the smaller preview; `soul fetch` tries the full image again)"
         ui.emit(f"image {image.get('index')}: {where}")
 
 

@@ -23,7 +23,9 @@ def styles(
     ] = None,
     wide: Annotated[
         bool,
-        typer.Option("--wide", help="Every column in full, preview URLs as plain text."),
+        typer.Option(
+            "--wide", help="Plain columns with the full preview URLs (prices in the footer)."
+        ),
     ] = False,
     no_pager: Annotated[
         bool, typer.Option("--no-pager", help="Do not page long output on a terminal.")
@@ -115,7 +117,7 @@ def _print_table(found: list[Style], search: str | None, *, pager: bool) -> None
         prices: list[str | Text] = [PRICE_PTC_TEXT[q] for q in PRICE_PTC_TEXT]
         rows.append([name, *prices, ident, preview])
     columns = [
-        Column("Name", whole=True),
+        Column("Name"),
         *(Column(quality, justify="right") for quality in PRICE_PTC_TEXT),
         Column("ID", drop=2),
         Column("Preview", drop=3),
