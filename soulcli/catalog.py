@@ -55,9 +55,10 @@ def _words(text: str) -> list[str]:
 
 
 def search_styles(query: str) -> list[Style]:
-    """Return the styles whose name or id contains `query`, case-insensitively."""
+    """Return the styles whose name contains `query`, or whose id starts with it
+    (case-insensitively): `ee` inside an id would match styles for no visible reason."""
     needle = query.strip().lower()
-    return [s for s in load_styles() if needle in s.name.lower() or needle in s.id.lower()]
+    return [s for s in load_styles() if needle in s.name.lower() or s.id.startswith(needle)]
 
 
 def resolve_style(query: str) -> Style:

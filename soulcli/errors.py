@@ -133,7 +133,7 @@ class TaskStoppedError(SoulError):
     ) -> TaskStoppedError:
         """The error for Ctrl-C or SIGTERM once a task exists: its id and the resume command."""
         error = cls(
-            f"{stop_word(stop)} while {doing} task {task_id}; it goes on on the server",
+            f"{stop_word(stop)} while {doing} task {task_id}; it keeps running on the server",
             task_id=task_id,
             exit_code=stop_exit_code(stop),
         )

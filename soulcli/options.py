@@ -89,13 +89,22 @@ EnhanceOption = Annotated[
         "--enhance/--no-enhance", help="Let the service rewrite the prompt (default off)."
     ),
 ]
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    # A callback, not `min=`: Click would print "[x>=0.1]" in the help.
+    if value is not None and not value >= 0.1:
+        raise typer.BadParameter(f"{value:g} is not a wait of 0.1 seconds or more")
+    return value
+
+
 TimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0.1,
         metavar="SECONDS",
-        help="Overall wait limit (default 900); the task goes on and can be resumed.",
+        callback=_positive_seconds,
+        help="Overall wait limit (default 900); the task keeps running and can be resumed.",
     ),
 ]
 YesOption = Annotated[

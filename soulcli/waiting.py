@@ -74,7 +74,7 @@ def wait_for_task(
 def _timed_out(task_id: str, timeout: float, last_state: str) -> TaskStoppedError:
     return TaskStoppedError(
         f"gave up waiting for task {task_id} after {timeout:g}s: {last_state}; "
-        "the task goes on on the server",
+        "the task keeps running on the server",
         task_id=task_id,
         exit_code=ExitCode.TIMEOUT,
     )

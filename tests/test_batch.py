@@ -11,6 +11,7 @@ import pytest
 
 from soulcli.catalog import resolve_style
 from soulcli.fake302 import Fake302
+from soulcli.paths import ledger_path
 from tests.conftest import run_soul, soul_env, start_soul, wait_until
 
 
@@ -261,8 +262,9 @@ def test_dry_run_prints_every_body_and_the_total_and_needs_no_key(
         "negative_prompt",
         "enhance_prompt",
     }
-    assert "2 requests" in result.stderr and "0.3 PTC in all; nothing was sent" in result.stderr
+    assert "2 new (0.3 PTC); nothing was sent" in result.stderr
     assert fake.requests() == [] and not (tmp_path / "cats").exists()
+    assert not ledger_path().exists()  # a dry run leaves nothing behind either
 
     as_json = run_soul("batch", str(prompts), "--dry-run", "--json", env=env, cwd=tmp_path)
     lines = [json.loads(line) for line in as_json.lines]
@@ -294,3 +296,19 @@ def test_the_batch_headline_keeps_progress_time_and_spend_at_any_width(width: in
     line = progress.headline(width).plain
     assert len(line) <= width
     assert "100" in line and "12m05s" in line and "19.8 PTC" in line and "…" not in line
+
+
+def test_dry_run_after_a_run_prices_only_what_would_be_sent(fake: Fake302, tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a dog\na cat\n")
+    out = str(tmp_path / "out")
+    assert run_soul("batch", str(prompts), "-o", out, fake=fake).code == 0
+    prompts.write_text("a dog\na cat\na bird\n")
+    posts = fake.post_count()
+    result = run_soul("batch", str(prompts), "-o", out, "--dry-run", fake=fake)
+    assert result.code == 0, result.stderr
+    assert [json.loads(line)["prompt"] for line in result.lines] == ["a bird"]
+    assert "2 already done, 1 new (0.1 PTC); nothing was sent" in result.stderr
+    again = run_soul("batch", str(prompts), "-o", out, "--dry-run", "--again", fake=fake)
+    assert len(again.lines) == 3 and "3 new (0.3 PTC)" in again.stderr
+    assert fake.post_count() == posts

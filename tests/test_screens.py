@@ -53,11 +53,11 @@ def test_styles_keep_every_name_whole_and_drop_ids_and_links_first(
 ) -> None:
     env = terminal_env(None, PAGER="cat")  # the table itself here; paging is tested below
     terminal = open_shell(shell, width, env)
-    terminal.type("soul styles --search ee; echo EXIT=$?", enter=True)
+    terminal.type("soul styles --search in; echo EXIT=$?", enter=True)
     screen = terminal.wait_for(finished, "soul styles")
     assert "EXIT=0" in screen
     lines = rows_of(screen)
-    found = [s for s in load_styles() if "ee" in s.name.lower() or "ee" in s.id]
+    found = [s for s in load_styles() if "in" in s.name.lower()]
     assert len(found) == 10
     for style in found:
         assert any(line.startswith(style.name) for line in lines), f"{style.name} cut at {width}"

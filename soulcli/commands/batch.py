@@ -117,7 +117,7 @@ def batch(
     from soulcli.config import check_base_url, effective_settings, parse_ptc
     from soulcli.errors import ConfigError
     from soulcli.ledger import Ledger
-    from soulcli.models import format_ptc
+    from soulcli.models import SUBMIT_PATH, format_ptc
 
     if resume and again:
         raise UsageError("--resume and --again contradict each other; choose one")
@@ -145,7 +145,12 @@ def batch(
     except ConfigError as exc:
         raise UsageError(f"--max-cost: {exc.message}") from exc
     if dry_run:
-        print_dry_run(lines, source, base_url=check_base_url(settings.base_url), as_json=json_)
+        url = check_base_url(settings.base_url) + SUBMIT_PATH
+        plan = dry_run_plan(lines, batch_key(text, defaults), again=again)
+        print_dry_run(plan.new if plan else lines, source, url=url, as_json=json_)
+        total = plan.cost if plan else sum((ln.request.price for ln in lines), Decimal(0))
+        what = describe_plan(plan) if plan else f"{len(lines)} new ({format_ptc(total)} PTC)"
+        ui.say(f"soul: dry run of {source} (POST {url}): {what}; nothing was sent")
         return
 
     with Ledger.open() as ledger:
@@ -215,12 +220,24 @@ def batch(
         raise typer.Exit(int(ExitCode.BATCH_INCOMPLETE))
 
 
-def print_dry_run(lines: list[BatchLine], source: str, *, base_url: str, as_json: bool) -> None:
-    """Every request body on stdout (with --json: line, URL and price too), the total on stderr."""
-    from soulcli import ui
-    from soulcli.models import SUBMIT_PATH, format_ptc
+def dry_run_plan(lines: list[BatchLine], key: str, *, again: bool) -> Plan | None:
+    """What a real run would send, from the ledger if there is one (None: no ledger yet,
+    or --again, so every line is new). A dry run creates no ledger of its own."""
+    from soulcli.batchplan import make_plan
+    from soulcli.ledger import Ledger
+    from soulcli.paths import ledger_path
 
-    url = base_url + SUBMIT_PATH
+    if again or not ledger_path().exists():
+        return None
+    with Ledger.open() as ledger:
+        return make_plan(ledger, lines, again=False, legacy_batch_id=ledger.find_batch(key))
+
+
+def print_dry_run(lines: list[BatchLine], source: str, *, url: str, as_json: bool) -> None:
+    """The request body of every line a real run would send (with --json: line, URL,
+    price, output directory and name too), on stdout."""
+    from soulcli import ui
+
     for line in lines:
         body = line.request.body()
         if as_json:
@@ -237,11 +254,6 @@ def print_dry_run(lines: list[BatchLine], source: str, *, base_url: str, as_json
             )
         else:
             ui.emit_json(body)
-    total = sum((line.request.price for line in lines), Decimal(0))
-    ui.say(
-        f"soul: dry run of {source}: {len(lines)} request{'s' if len(lines) != 1 else ''} "
-        f"to POST {url}, {format_ptc(total)} PTC in all; nothing was sent"
-    )
 
 
 def describe_plan(plan: Plan) -> str:

@@ -108,7 +108,9 @@ def show(
         ui.emit(f"{key}: {one_line(fields[key] if fields[key] is not None else '-', 2000)}")
     ui.emit(f"style: {record.style_name} ({record.style_id})")
     for key in ("aspect_ratio", "quality", "seed", "enhance_prompt", "cost_ptc", "out_dir"):
-        ui.emit(f"{key}: {fields[key]}")
+        value = fields[key]
+        # JSON's spelling for a flag (`true`), as `--json` and the sidecars write it.
+        ui.emit(f"{key}: {str(value).lower() if isinstance(value, bool) else value}")
     if record.error:
         ui.emit(f"error: {one_line(record.error, 500)}")
     for image in record.images:

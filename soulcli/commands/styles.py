@@ -18,7 +18,10 @@ def styles(
     search: Annotated[
         str | None,
         typer.Option(
-            "--search", "-S", metavar="TEXT", help="Only styles whose name or id contains TEXT."
+            "--search",
+            "-S",
+            metavar="TEXT",
+            help="Only styles whose name contains TEXT (or whose id starts with it).",
         ),
     ] = None,
     wide: Annotated[
