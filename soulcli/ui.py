@@ -41,6 +41,19 @@ def emit(line: str) -> None:
             reader_went_away()
 
 
+def emit_wrapped(line: str, indent: str) -> None:
+    """One line of data; on a terminal narrower than it, wrapped at spaces with `indent`
+    (the terminal would cut words in two). Piped, it stays one line for grep."""
+    width = terminal_size().columns if sys.stdout.isatty() else None
+    if width is None or len(line) <= width:
+        emit(line)
+        return
+    import textwrap
+
+    for part in textwrap.wrap(line, width=width, subsequent_indent=indent):
+        emit(part)
+
+
 def reader_went_away() -> NoReturn:
     """The reader closed the pipe (`soul styles | head`): stop quietly, as Unix tools do."""
     try:

@@ -228,3 +228,21 @@ def test_the_price_line_comes_before_the_confirmation_question(
     screen = terminal.wait_for(finished, "the answer")
     assert "EXIT=15" in screen and "nothing was sent" in screen
     assert fake.post_count() == 0 and not pics.exists()  # a "no" leaves nothing behind
+
+
+def test_config_list_and_doctor_wrap_at_spaces_on_a_narrow_terminal(
+    fake: Fake302, shell: list[Terminal]
+) -> None:
+    terminal = open_shell(shell, 40, terminal_env(fake))
+    texts = []
+    for command in ["soul config list", "soul doctor"]:
+        terminal.type(f"clear; {command}; echo EXIT=$?", enter=True)
+        lines = rows_of(terminal.wait_for(finished, command))
+        assert "EXIT=0" in lines
+        shown = [line for line in lines if line and not line.startswith(("$ ", "EXIT="))]
+        assert all(len(line) <= 40 for line in shown)  # -J would have joined a cut line
+        texts.append(shown)
+    listed, checked = texts
+    assert any(line.startswith("                SOUL_API_KEY]") for line in listed)
+    assert "[env SOUL_BASE_URL]" in " ".join(" ".join(listed).split())
+    assert "key accepted (a made-up key is refused with 401)" in " ".join(" ".join(checked).split())

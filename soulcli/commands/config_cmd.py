@@ -122,11 +122,13 @@ def config_list(json_: JsonFlag = False) -> None:
         )
         return
     width = max(len(name) for name in rows)
+    under_value = " " * (width + 3)  # a wrapped line goes on under the value
     for name, (value, source) in rows.items():
         if value is None:
-            ui.emit(f"{name:<{width}} = none  [not set: {UNSET_MEANING[name]}]")
+            line = f"{name:<{width}} = none  [not set: {UNSET_MEANING[name]}]"
         else:
-            ui.emit(f"{name:<{width}} = {mask(name, value)}  [{source}]")
+            line = f"{name:<{width}} = {mask(name, value)}  [{source}]"
+        ui.emit_wrapped(line, under_value)
 
 
 @app.command("path")

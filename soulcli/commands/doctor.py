@@ -83,9 +83,9 @@ def doctor(json_: JsonFlag = False) -> None:
     for check in checkup.run():
         checks.append(check)
         if not json_:  # line by line, so a slow host check shows what came before it
-            ui.emit(f"{MARKS[check.status]:<6}{one_line(check.detail, 1000)}")
+            ui.emit_wrapped(f"{MARKS[check.status]:<6}{one_line(check.detail, 1000)}", INDENT)
             if check.fix and check.status in (FAIL, WARN):
-                ui.emit(f"{INDENT}fix: {one_line(check.fix, 1000)}")
+                ui.emit_wrapped(f"{INDENT}fix: {one_line(check.fix, 1000)}", INDENT)
     failures = [check for check in checks if check.status == FAIL]
     if json_:
         ui.emit_json(
