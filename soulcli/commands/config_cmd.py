@@ -13,7 +13,8 @@ from soulcli.options import JsonFlag
 
 app = new_app(
     name="config",
-    help="Show or change settings (API key, base URL, defaults).",
+    help="Show or change settings (API key, base URL, defaults).\n\n"
+    "\b\nExamples:\n  soul config set api_key\n  soul config list",
     no_args_is_help=True,
 )
 
@@ -107,6 +108,10 @@ def config_list(json_: JsonFlag = False) -> None:
     """Show every setting, its effective value and where it comes from.
 
     Sources: file (the config file), env SOUL_API_KEY / SOUL_BASE_URL, or default.
+
+    \b
+    Example:
+      soul config list --json
     """
     from soulcli import ui
     from soulcli.config import KNOWN_KEYS, UNSET_MEANING, load_config, value_and_source
@@ -133,7 +138,12 @@ def config_list(json_: JsonFlag = False) -> None:
 
 @app.command("path")
 def config_path_command(json_: JsonFlag = False) -> None:
-    """Print where the config file lives (SOUL_CONFIG_DIR moves it)."""
+    """Print where the config file lives (SOUL_CONFIG_DIR moves it).
+
+    \b
+    Example:
+      soul config path
+    """
     from soulcli import ui
     from soulcli.paths import config_path
 
