@@ -51,9 +51,9 @@ def natural_widths(columns: list[Column], rows: list[list[str | Text]]) -> list[
     ]
 
 
-def fitting_columns(columns: list[Column], rows: list[list[str | Text]], width: int) -> list[int]:
-    """The indexes of the columns to show in `width` cells, dropping the least needed first."""
-    widths = natural_widths(columns, rows)
+def fitting_columns(columns: list[Column], widths: list[int], width: int) -> list[int]:
+    """The indexes of the columns to show in `width` cells, dropping the least needed first
+    (`widths`: each column's natural width)."""
     kept = list(range(len(columns)))
 
     def needed(indexes: list[int]) -> int:
@@ -79,8 +79,8 @@ def fitted_lines(columns: list[Column], rows: list[list[str | Text]], width: int
     """
     from rich.text import Text
 
-    kept = fitting_columns(columns, rows, width)
     widths = natural_widths(columns, rows)
+    kept = fitting_columns(columns, widths, width)
     fixed = sum(widths[i] for i in kept if not columns[i].flex) + GAP * (len(kept) - 1)
     sizes = {
         i: min(widths[i], max(width - fixed, columns[i].min_width))

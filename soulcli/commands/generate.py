@@ -137,13 +137,13 @@ def generate(
     out_dir = Path(out or settings.out_dir or ".").expanduser()
     require_api_key(settings)  # the cheap checks first: key, base URL, output dir, price
     api_host = check_base_url(settings.base_url)
-    refuse_a_file(out_dir.expanduser())
+    refuse_a_file(out_dir)
     # Say what is about to be sent before asking whether to send it.
     ui.say(f"soul: submitting {describe(request)} · seed {request.seed} · {price} PTC")
     confirm_price(request.price, settings.confirm_above, yes=yes)
     # Find an unwritable directory before paying, not after (and after the question,
     # so that a "no" leaves no empty directory behind).
-    out_dir = out_dir.expanduser().resolve() if no_wait else prepare_out_dir(out_dir)
+    out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
     with open_client(settings) as client, Ledger.open() as ledger:
         local_id, task_id = submit_recorded(
             client,

@@ -109,6 +109,7 @@ def _print_table(found: list[Style], search: str | None, *, pager: bool) -> None
     pattern = (
         re.compile(re.escape(search.strip()), re.IGNORECASE) if search and search.strip() else None
     )
+    prices = list(PRICE_PTC_TEXT.values())  # the same for every style: per quality
     rows: list[list[str | Text]] = []
     for style in found:
         name, ident = Text(style.name), Text(style.id, style="dim")
@@ -117,7 +118,6 @@ def _print_table(found: list[Style], search: str | None, *, pager: bool) -> None
             ident.highlight_regex(pattern, style="bold magenta")
         # The link's text stays short; terminals that know OSC 8 open the URL on click.
         preview = Text("preview", style=f"link {style.preview_url}") if style.preview_url else ""
-        prices: list[str | Text] = [PRICE_PTC_TEXT[q] for q in PRICE_PTC_TEXT]
         rows.append([name, *prices, ident, preview])
     columns = [
         Column("Name"),
