@@ -39,7 +39,7 @@ def open_shell(opened: list[Terminal], width: int, env: dict[str, str]) -> Termi
 
 
 def rows_of(screen: str) -> list[str]:
-    """The screen's lines as the terminal shows them (wrapped lines stay split)."""
+    """The screen's lines; capture-pane -J joins a wrapped line, so its length shows."""
     return [line.rstrip() for line in screen.splitlines()]
 
 
