@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import threading
+import sys
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from soulcli import ui
+from soulcli.batchrun import BatchEvents, LineResult
+from soulcli.follow import Watcher
 from soulcli.models import format_ptc
 from soulcli.text import one_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
 
     from rich.console import Console, ConsoleOptions, RenderableType
     from rich.text import Text
 
+    from soulcli.ledger import TaskRecord
     from soulcli.models import TaskSnapshot
 
 
@@ -31,19 +35,18 @@ class Running:
     started: float = 0.0
 
 
-class BatchProgress:
-    """Counts and per-line state, shared by worker threads; renders itself for rich.Live."""
+class BatchProgress(BatchEvents):
+    """Counts and per-line state, shared by worker threads; renders itself for rich.Live.
 
-    def __init__(self, total: int, *, already_done: int, live: bool) -> None:
-        self.total = total
-        self.already_done = already_done
-        self.completed = already_done
-        self.failed = 0
-        self.spent = Decimal(0)
+    Each finished line's image paths (or JSON object) go to stdout as it finishes.
+    """
+
+    def __init__(self, total: int, *, already_done: int, live: bool, as_json: bool = False) -> None:
+        super().__init__(total, already_done=already_done)
         self.running: dict[int, Running] = {}
         self.live = live
+        self.as_json = as_json
         self.began = time.monotonic()
-        self._lock = threading.Lock()
 
     def _log(self, message: str) -> None:
         if not self.live:
@@ -61,11 +64,6 @@ class BatchProgress:
         if resumed_task:
             self._log(f"line {number}: resuming task {resumed_task}")
 
-    def charged(self, price: Decimal) -> None:
-        """Count a request the server took, whatever happens to it next."""
-        with self._lock:
-            self.spent += price
-
     def submitted(self, number: int, task_id: str, price: Decimal) -> None:
         self.charged(price)
         with self._lock:
@@ -81,13 +79,57 @@ class BatchProgress:
                 self.running[number].done = snapshot.done_count
 
     def finished(self, number: int, state: str, detail: str) -> None:
+        super().finished(number, state, detail)
         with self._lock:
             self.running.pop(number, None)
-            if state == "completed":
-                self.completed += 1
-            else:
-                self.failed += 1
         self._log(f"line {number}: {state}" + (f": {one_line(detail, 200)}" if detail else ""))
+
+    def watcher(self, number: int) -> Watcher:
+        return _LineWatcher(self, number)
+
+    def result(self, result: LineResult) -> None:
+        from soulcli.follow import request_json
+
+        if result.earlier is not None:
+            emit_record(result.earlier, result.line.number, as_json=self.as_json)
+            return
+        outcome = result.outcome
+        if outcome is None or result.request is None:
+            return  # not sent, or stopped: the summary says so
+        if self.as_json:
+            ui.emit_json(
+                {
+                    "line": result.line.number,
+                    "task_id": outcome.snapshot.task_id,
+                    "status": outcome.status,
+                    **request_json(result.request),
+                    "images": outcome.images_json(),
+                    "missing": outcome.missing_json(),
+                }
+            )
+        else:
+            for image in outcome.saved:
+                ui.emit(str(image.path))
+
+    def around_run(self) -> AbstractContextManager[object]:
+        from contextlib import nullcontext
+
+        if not self.live:
+            return nullcontext()
+        from rich.live import Live
+
+        return Live(
+            self,
+            console=ui.stderr_console(),
+            refresh_per_second=4,
+            transient=True,
+            # Rich would print what goes to stdout above the display, on stderr: only
+            # right when stdout is that terminal too. Redirected, the paths are data.
+            redirect_stdout=sys.stdout.isatty(),
+        )
+
+    def stopping(self) -> None:
+        ui.say("soul: stopping: tasks in flight stay in the ledger")
 
     def counts(self) -> str:
         return (
@@ -140,3 +182,42 @@ class BatchProgress:
                 yield Text(text, style="dim", no_wrap=True, overflow="ellipsis")
         if len(rows) > 12:
             yield Text(f"  … and {len(rows) - 12} more", style="dim")
+
+
+class _LineWatcher(Watcher):
+    """One batch line's task: its polls feed the display; retries and warnings are said."""
+
+    def __init__(self, progress: BatchProgress, number: int) -> None:
+        self.progress = progress
+        self.number = number
+
+    def updated(self, snapshot: TaskSnapshot) -> None:
+        self.progress.updated(self.number, snapshot)
+
+    def retrying(self, task_id: str, reason: str) -> None:
+        if not ui.stderr_is_terminal():
+            ui.say(f"soul: retrying task {task_id}: {one_line(reason, 120)}")
+
+    def warning(self, message: str) -> None:
+        ui.warn(message)
+
+
+def emit_record(record: TaskRecord, number: int, *, as_json: bool) -> None:
+    """Print a line finished in an earlier run as if it had just finished."""
+    from soulcli.follow import request_json
+
+    if as_json:
+        ui.emit_json(
+            {
+                "line": number,
+                "task_id": record.remote_id,
+                "status": record.state,
+                **request_json(record.request()),
+                "images": [i for i in record.images if i.get("path")],
+                "missing": [i for i in record.images if not i.get("path")],
+                "resumed": True,
+            }
+        )
+    else:
+        for path in record.saved_paths:
+            ui.emit(path)

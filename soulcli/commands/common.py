@@ -1,294 +1,48 @@
-"""What generate and fetch share: connect, wait with a spinner, save, record, report."""
+"""What generate, fetch and batch show on a terminal: the spinner, warnings, the report."""
 
 from __future__ import annotations
 
 import shlex
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from soulcli import signals, ui
-from soulcli.config import Settings, check_base_url, require_api_key
-from soulcli.errors import STOPS, ExitCode, SoulError, TaskStoppedError, resume_command
+from soulcli import ui
+from soulcli.errors import ExitCode
+from soulcli.follow import Outcome, Watcher
 from soulcli.text import one_line
 
 if TYPE_CHECKING:
-    from soulcli.client import ApiClient
-    from soulcli.downloads import ImageDownloader, MissingImage, SavedImage
-    from soulcli.ledger import Ledger
-    from soulcli.models import GenerationRequest, TaskSnapshot
+    from soulcli.models import TaskSnapshot
 
 
-def open_client(settings: Settings) -> ApiClient:
-    """An API client for the effective base URL and key (the key is checked first)."""
-    api_key = require_api_key(settings)
-    base_url = check_base_url(settings.base_url)
-    from soulcli.client import ApiClient
+class SpinnerWatcher(Watcher):
+    """Follows one task on stderr: a spinner line on a terminal, retries as lines elsewhere."""
 
-    return ApiClient(base_url, api_key)
+    def __init__(self) -> None:
+        self.line: ui.WaitLine | None = None
 
+    def waiting(
+        self, task_id: str, price: str, started_at: float | None
+    ) -> AbstractContextManager[object]:
+        self.line = ui.WaitLine(task_id, price, started_at=started_at)
+        return ui.spinner(self.line)
 
-@dataclass
-class Outcome:
-    """A task as reported to the user: what the server said and what was saved."""
+    def updated(self, snapshot: TaskSnapshot) -> None:
+        if self.line is not None:
+            self.line.update(snapshot)
 
-    snapshot: TaskSnapshot
-    saved: list[SavedImage] = field(default_factory=list)
-    missing: list[MissingImage] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        if not self.missing and self.saved:
-            return "completed"
-        return "partial" if self.saved else "failed"
-
-    @property
-    def exit_code(self) -> ExitCode:
-        if not self.missing and self.saved:
-            return ExitCode.OK
-        if any(m.status == "download failed" for m in self.missing):
-            return ExitCode.DOWNLOAD
-        return ExitCode.PARTIAL if self.saved else ExitCode.TASK_FAILED
-
-    def images_json(self) -> list[dict[str, Any]]:
-        return [
-            {"index": s.index, "url": s.url, "path": str(s.path), "variant": s.variant}
-            for s in self.saved
-        ]
-
-    def missing_json(self) -> list[dict[str, Any]]:
-        return [{"index": m.index, "status": m.status, "reason": m.reason} for m in self.missing]
-
-    def ledger_images(self) -> list[dict[str, Any]]:
-        """One entry per job: its status, URL and saved path (if any)."""
-        saved = {s.index: s for s in self.saved}
-        missing = {m.index: m for m in self.missing}
-        images = []
-        for job in self.snapshot.jobs:
-            entry: dict[str, Any] = {
-                "index": job.index,
-                "status": job.status,
-                "url": job.url,
-                "path": None,
-            }
-            if job.index in saved:
-                entry["url"] = saved[job.index].url
-                entry["path"] = str(saved[job.index].path)
-                entry["variant"] = saved[job.index].variant
-            elif job.index in missing:
-                entry["status"] = missing[job.index].status
-            images.append(entry)
-        return images
-
-
-@dataclass
-class Tracked:
-    """The ledger row a task belongs to, if soul submitted it."""
-
-    ledger: Ledger
-    local_id: int
-    request: GenerationRequest | None
-
-
-@dataclass
-class FollowOptions:
-    """How follow_task behaves; the defaults suit one task on a terminal."""
-
-    show_spinner: bool = True
-    on_update: Callable[[TaskSnapshot], None] | None = None
-    # A batch passes a sleep that raises Interrupted when the batch is stopped.
-    sleep: Callable[[float], None] = time.sleep
-    stem: str | None = None  # image file stem instead of the task id
-    downloader: ImageDownloader | None = None  # shared by a batch's tasks
-    just_submitted: bool = False  # skip the pointless poll at once after a submit
-    previews: dict[int, Path] = field(default_factory=dict)  # earlier previews to replace
-    # When the task was submitted (wall clock): the spinner counts from it, not from now.
-    submitted_at: float | None = None
-
-
-def follow_task(
-    client: ApiClient,
-    task_id: str,
-    *,
-    out_dir: Path | None,
-    timeout: float,
-    price: str,
-    wait: bool = True,
-    tracked: Tracked | None = None,
-    options: FollowOptions | None = None,
-) -> Outcome:
-    """Wait for (or look at) a task, save its images with sidecars, and update the ledger."""
-    options = options or FollowOptions()
-    with signals.naming_task(task_id, out_dir):
-        return _follow(client, task_id, out_dir, timeout, price, wait, tracked, options)
-
-
-def _follow(
-    client: ApiClient,
-    task_id: str,
-    out_dir: Path | None,
-    timeout: float,
-    price: str,
-    wait: bool,
-    tracked: Tracked | None,
-    options: FollowOptions,
-) -> Outcome:
-    from soulcli.ledger import COMPLETED, FAILED, PARTIAL, SUBMITTED, TIMED_OUT
-
-    if tracked is not None and out_dir is not None and not options.previews:
-        record = tracked.ledger.get(tracked.local_id)
-        if record is not None:
-            options.previews = record.previews_in(out_dir)
-    try:
-        outcome = _wait_and_save(
-            client,
-            task_id,
-            out_dir=out_dir,
-            timeout=timeout,
-            price=price,
-            wait=wait,
-            request=tracked.request if tracked else None,
-            options=options,
-        )
-    except TaskStoppedError as exc:
-        if tracked is not None and exc.exit_code == ExitCode.TIMEOUT:
-            _best_effort(tracked.ledger.set_state, tracked.local_id, TIMED_OUT, exc.message)
-        raise
-    except SoulError as exc:
-        if tracked is not None:
-            _best_effort(tracked.ledger.set_error, tracked.local_id, exc.message)
-        raise
-    # One answer with a short job list and no task status may be a list still growing:
-    # only a wait (which sees it twice) may record such a task as finished.
-    over = outcome.snapshot.finished and (wait or outcome.snapshot.says_it_is_over)
-    if tracked is not None and over:
-        nothing_to_save = outcome.snapshot.done_count == 0
-        if out_dir is not None or nothing_to_save:
-            state = {
-                ExitCode.OK: COMPLETED,
-                ExitCode.PARTIAL: PARTIAL,
-                ExitCode.TASK_FAILED: FAILED,
-            }.get(outcome.exit_code)
-            if state is None:  # downloads failed: leave it resumable
-                _best_effort(
-                    tracked.ledger.set_results,
-                    tracked.local_id,
-                    SUBMITTED,
-                    outcome.ledger_images(),
-                    "some images could not be downloaded",
-                )
-            else:
-                _best_effort(
-                    tracked.ledger.set_results, tracked.local_id, state, outcome.ledger_images()
-                )
-    return outcome
-
-
-def _best_effort(write: Callable[..., None], *args: Any) -> None:
-    """A ledger write after the task id is recorded: if it fails, the row stays resumable."""
-    from soulcli.submit import try_to_record
-
-    problem = try_to_record(write, *args)
-    if problem:
-        ui.warn(f"{problem}; `soul fetch` checks this task again later")
-
-
-def _wait_and_save(
-    client: ApiClient,
-    task_id: str,
-    *,
-    out_dir: Path | None,
-    timeout: float,
-    price: str,
-    wait: bool,
-    request: GenerationRequest | None,
-    options: FollowOptions,
-) -> Outcome:
-    """Poll until finished (or once if not `wait`), then save completed images to `out_dir`."""
-    from soulcli.waiting import wait_for_task
-
-    line = ui.WaitLine(task_id, price, started_at=options.submitted_at)
-
-    def on_update(snapshot: TaskSnapshot) -> None:
-        line.update(snapshot)
-        if options.on_update is not None:
-            options.on_update(snapshot)
-
-    def on_retry(reason: str) -> None:
-        line.retrying = reason
+    def retrying(self, task_id: str, reason: str) -> None:
+        if self.line is not None:
+            self.line.retrying = reason
         if not ui.stderr_is_terminal():
             ui.say(f"soul: retrying task {task_id}: {one_line(reason, 120)}")
 
-    doing = "waiting for"
-    try:
-        with ui.spinner(line if wait and options.show_spinner else None):
-            if wait:
-                snapshot = wait_for_task(
-                    client,
-                    task_id,
-                    timeout=timeout,
-                    on_update=on_update,
-                    on_retry=on_retry,
-                    sleep=options.sleep,
-                    just_submitted=options.just_submitted,
-                )
-            else:
-                snapshot = client.fetch(task_id, deadline=time.monotonic() + min(timeout, 30.0))
-            outcome = Outcome(snapshot)
-            if out_dir is not None and snapshot.jobs:
-                doing = "downloading the images of"
-                line.downloading = True
-                outcome.saved, outcome.missing = _save(task_id, snapshot, out_dir, request, options)
-    except STOPS as stop:
-        raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing=doing) from None
-    except TaskStoppedError as exc:
-        exc.hint = f"resume with: {resume_command(task_id, out_dir)}"
-        raise
-    except SoulError as exc:
-        # Whatever went wrong after the submit, the user must leave knowing the task id.
-        if task_id not in exc.message:
-            exc.message = f"task {task_id}: {exc.message}"
-        raise
-    return outcome
+    def downloading(self, task_id: str) -> None:
+        if self.line is not None:
+            self.line.downloading = True
 
-
-def _save(
-    task_id: str,
-    snapshot: TaskSnapshot,
-    out_dir: Path,
-    request: GenerationRequest | None,
-    options: FollowOptions,
-) -> tuple[list[SavedImage], list[MissingImage]]:
-    from soulcli.downloads import ImageDownloader
-    from soulcli.sidecar import write_sidecar
-
-    def with_sidecar(image: SavedImage) -> None:
-        try:
-            write_sidecar(
-                image.path,
-                task_id=task_id,
-                index=image.index,
-                source_url=image.url,
-                request=request,
-            )
-        except OSError as exc:  # the image itself is whole; only its metadata is missing
-            ui.warn(f"could not write the metadata file for {image.path.name}: {exc.strerror}")
-
-    jobs = snapshot.jobs if snapshot.finished else [j for j in snapshot.jobs if j.terminal]
-    # A batch shares one downloader between its tasks; a single task makes its own.
-    shared = options.downloader
-    with nullcontext(shared) if shared is not None else ImageDownloader() as downloader:
-        return downloader.save_all(
-            task_id,
-            jobs,
-            out_dir,
-            on_saved=with_sidecar,
-            stem=options.stem,
-            previews=options.previews,
-        )
+    def warning(self, message: str) -> None:
+        ui.warn(message)
 
 
 def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None) -> ExitCode:
@@ -326,10 +80,3 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
             f"(or `soul fetch {shlex.quote(task_id)} --out DIR`)"
         )
     return code
-
-
-def request_json(request: GenerationRequest) -> dict[str, Any]:
-    """The request fields as they appear in --json output, with the price."""
-    from soulcli.sidecar import request_fields
-
-    return {**request_fields(request), "cost_ptc": float(request.price)}

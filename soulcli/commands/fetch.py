@@ -10,11 +10,18 @@ import typer
 from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import TimeoutOption
+from soulcli.resume import (
+    already_saved,
+    followed_elsewhere,
+    images_dir,
+    refuse_if_followed,
+    take_over_unfinished,
+)
 
 if TYPE_CHECKING:
     from soulcli.client import ApiClient
-    from soulcli.commands.common import Outcome
     from soulcli.config import Settings
+    from soulcli.follow import Outcome
     from soulcli.ledger import Ledger, TaskRecord
 
 
@@ -114,7 +121,7 @@ def resume_all(
     import time
 
     from soulcli import ui
-    from soulcli.commands.common import open_client
+    from soulcli.follow import open_client
 
     # Rows a killed soul left half-submitted: told once, here, as they are found.
     maybe_charged = ledger.settle_abandoned()
@@ -123,7 +130,7 @@ def resume_all(
     from soulcli.config import check_base_url
 
     api_host = check_base_url(settings.base_url)
-    mine, busy, elsewhere = _take_over_unfinished(ledger, api_host)
+    mine, busy, elsewhere = take_over_unfinished(ledger, api_host)
     for record in elsewhere:
         # A task lives on the API it was sent to (the offline demo's fake, say): asking
         # another one for it would only fail, on every `soul fetch` from now on.
@@ -170,27 +177,6 @@ def resume_all(
         raise typer.Exit(int(code))
 
 
-def _take_over_unfinished(
-    ledger: Ledger, api_host: str
-) -> tuple[list[TaskRecord], list[tuple[TaskRecord, int]], list[TaskRecord]]:
-    """The unfinished tasks sent to `api_host`, oldest first, now this process's; those
-    that another live soul process follows, with its pid; and those sent to another API
-    host (left alone). A task that finished a moment ago is in none of them."""
-    mine: list[TaskRecord] = []
-    busy: list[tuple[TaskRecord, int]] = []
-    elsewhere: list[TaskRecord] = []
-    for record in reversed(ledger.unfinished()):
-        if record.api_host and record.api_host != api_host:
-            elsewhere.append(record)
-            continue
-        standing = ledger.take_over(record.id)
-        if standing is None:
-            mine.append(record)
-        elif standing.held_elsewhere and standing.owner is not None:
-            busy.append((record, standing.owner.pid))
-    return mine, busy, elsewhere
-
-
 def _nothing_to_resume(busy: list[tuple[TaskRecord, int]]) -> None:
     """Raise the error for a `soul fetch` that found no task to resume (and nothing to say)."""
     if busy:
@@ -234,7 +220,7 @@ def _resume_one(
     from soulcli.text import shorten
 
     try:
-        out_dir = _images_dir(record, out)
+        out_dir = images_dir(record, out)
         ui.say(
             f"soul: {position}resuming task {record.remote_id} "
             f"({shorten(record.prompt, 40)!r}) into {out_dir}"
@@ -258,7 +244,7 @@ def resume_last(
 ) -> None:
     """`--last`: report (or finish) the newest ledger task, whatever its state."""
     from soulcli import ui
-    from soulcli.commands.common import open_client
+    from soulcli.follow import open_client
     from soulcli.ledger import OUTCOME_UNKNOWN
     from soulcli.text import shorten
 
@@ -274,8 +260,8 @@ def resume_last(
             f"{record.error or 'no details'}",
             exit_code=code,
         )
-    out_dir = _images_dir(record, out)
-    if _already_saved(record, out_dir):
+    out_dir = images_dir(record, out)
+    if already_saved(record, out_dir):
         raise typer.Exit(int(report_record(record, as_json=as_json)))
     refuse_if_followed(ledger, record)
     ui.say(
@@ -285,19 +271,6 @@ def resume_last(
         code = _follow_recorded(client, ledger, record, out_dir, timeout=timeout, as_json=as_json)
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
-
-
-def _images_dir(record: TaskRecord, out: Path | None) -> Path:
-    """Where a ledger task's images go: `--out`, else the directory it was submitted with."""
-    from soulcli.downloads import prepare_out_dir
-
-    if out is not None:
-        return prepare_out_dir(Path(out).expanduser())
-    try:
-        return prepare_out_dir(Path(record.out_dir or ".").expanduser())
-    except SoulError as exc:
-        exc.hint = "give --out DIR to save them somewhere else"
-        raise
 
 
 def _follow_recorded(
@@ -310,7 +283,8 @@ def _follow_recorded(
     as_json: bool,
 ) -> ExitCode:
     """Wait for a ledger task, save its images as generate would have, and report them."""
-    from soulcli.commands.common import FollowOptions, Tracked, follow_task, report, request_json
+    from soulcli.commands.common import SpinnerWatcher, report
+    from soulcli.follow import FollowOptions, Tracked, follow_task, request_json
     from soulcli.models import format_ptc
 
     assert record.remote_id is not None  # only tasks with a task id are followed
@@ -322,54 +296,17 @@ def _follow_recorded(
         price=format_ptc(record.price_ptc),
         tracked=Tracked(ledger, record.id, record.request()),
         # a batch line's `name`, if any; the spinner counts from the submission
-        options=FollowOptions(stem=record.image_stem, submitted_at=record.created_at),
+        options=FollowOptions(
+            watcher=SpinnerWatcher(), stem=record.image_stem, submitted_at=record.created_at
+        ),
     )
     return report(outcome, as_json=as_json, extra=request_json(record.request()))
-
-
-def refuse_if_followed(ledger: Ledger, record: TaskRecord) -> None:
-    """Take an unfinished task over, or stop if another live soul process follows it."""
-    pid = _followed_elsewhere(ledger, record)
-    if pid is not None:
-        raise SoulError(
-            f"task {record.remote_id} is being followed by soul process {pid}",
-            hint="it saves the images itself; see `soul history` when it is done",
-            exit_code=ExitCode.NOT_FOUND,
-        )
-
-
-def _followed_elsewhere(ledger: Ledger, record: TaskRecord) -> int | None:
-    """Take an unfinished task over; the pid of the live soul process following it instead."""
-    from soulcli.ledger import UNFINISHED
-
-    if record.state not in UNFINISHED:
-        return None  # finished: nobody follows it, and a fetch only reads or replaces files
-    standing = ledger.take_over(record.id)
-    if standing is not None and standing.held_elsewhere and standing.owner is not None:
-        return standing.owner.pid
-    return None
-
-
-def _already_saved(record: TaskRecord, out_dir: Path) -> bool:
-    """A finished task whose full images are all still on disk needs no network.
-
-    A task with a preview saved in place of a full image goes to the network, to try
-    the full image again.
-    """
-    from soulcli.ledger import COMPLETED, FAILED, PARTIAL
-
-    paths = record.saved_paths
-    return (
-        record.state in (COMPLETED, PARTIAL, FAILED)
-        and not record.previews_in(out_dir)
-        and all(Path(p).is_file() and Path(p).parent == out_dir for p in paths)
-    )
 
 
 def report_record(record: TaskRecord, *, as_json: bool) -> ExitCode:
     """Print a finished ledger task like generate would have: paths, or one JSON object."""
     from soulcli import ui
-    from soulcli.commands.common import request_json
+    from soulcli.follow import request_json
 
     saved = [i for i in record.images if i.get("path")]
     missing = [i for i in record.images if not i.get("path")]
@@ -417,16 +354,10 @@ def by_id(
     a task soul did not submit is only shown, unless --out says where to save it.
     """
     from soulcli import ui
-    from soulcli.commands.common import (
-        FollowOptions,
-        Tracked,
-        follow_task,
-        open_client,
-        report,
-        request_json,
-    )
+    from soulcli.commands.common import SpinnerWatcher, report
     from soulcli.downloads import prepare_out_dir
     from soulcli.errors import resume_command
+    from soulcli.follow import FollowOptions, Tracked, follow_task, open_client, request_json
     from soulcli.models import format_ptc, valid_task_id
 
     record = ledger.get(task_id)
@@ -456,6 +387,7 @@ def by_id(
             wait=wait,
             tracked=tracked,
             options=FollowOptions(
+                watcher=SpinnerWatcher(),
                 stem=record.image_stem if record else None,
                 submitted_at=record.created_at if record else None,  # else: from now
             ),
@@ -495,13 +427,13 @@ def _into_recorded_dir(
     from soulcli import ui
     from soulcli.text import shorten
 
-    out_dir = _images_dir(record, None)
-    if _already_saved(record, out_dir):
+    out_dir = images_dir(record, None)
+    if already_saved(record, out_dir):
         raise typer.Exit(int(report_record(record, as_json=as_json)))
     if wait:
         refuse_if_followed(ledger, record)
     else:
-        pid = _followed_elsewhere(ledger, record)
+        pid = followed_elsewhere(ledger, record)
         if pid is not None:
             ui.say(
                 f"soul: task {record.remote_id} is being followed by soul process {pid}, "

@@ -122,15 +122,9 @@ def generate(
             ui.emit(json.dumps(request.body(), ensure_ascii=False, indent=2))
         return
 
-    from soulcli.commands.common import (
-        FollowOptions,
-        Tracked,
-        follow_task,
-        open_client,
-        report,
-        request_json,
-    )
+    from soulcli.commands.common import SpinnerWatcher, report
     from soulcli.downloads import prepare_out_dir, refuse_a_file
+    from soulcli.follow import FollowOptions, Tracked, follow_task, open_client, request_json
     from soulcli.ledger import Ledger
     from soulcli.submit import submit_recorded
 
@@ -177,7 +171,7 @@ def generate(
                 timeout=timeout or _default_timeout(),
                 price=price,
                 tracked=Tracked(ledger, local_id, request),
-                options=FollowOptions(just_submitted=True, stem=name),
+                options=FollowOptions(watcher=SpinnerWatcher(), just_submitted=True, stem=name),
             )
             code = report(outcome, as_json=json_, extra=request_json(request))
     if code != ExitCode.OK:
