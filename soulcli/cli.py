@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
     "doctor": ("soulcli.commands.doctor", "Check config, key and API host; spends nothing."),
+    "mcp": ("soulcli.commands.mcp", "Serve soul's tools to AI agents (MCP, stdio)."),
 }
 
 
