@@ -7,11 +7,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SOUL, free_port
+from soulcli.fake302 import Fake302, FakeSettings
+from tests.conftest import SENTINEL_KEY, SOUL, free_port, soul_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -108,3 +110,24 @@ def test_the_offline_demo_and_everyday_commands_work_as_shown(tmp_path: Path) ->
         f"cat_{i}.png" for i in range(1, 5)
     ]
     assert "Traceback" not in done.stderr
+
+
+def test_the_python_example_runs_as_shown(tmp_path: Path) -> None:
+    code = re.findall(r"^```python\n(.*?)^```", README, flags=re.M | re.S)[0]
+    settings = FakeSettings(api_key=SENTINEL_KEY, queue_seconds=0.2, run_seconds=0.3)
+    with Fake302(settings) as fake:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=soul_env(fake),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert fake.post_count() == 3
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    first, *batch = done.stdout.splitlines()
+    assert first.startswith("completed 0.1 ['higgsfield_") and first.endswith("_4.png']")
+    assert sorted(line.split()[:2] for line in batch) == [["1", "completed"], ["2", "completed"]]
+    assert len(list((tmp_path / "pics").glob("*.png"))) == 12
