@@ -7,7 +7,6 @@ prints nothing and imports no terminal library; what it has to say goes to a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from soulcli.downloads import ImageDownloader, MissingImage, SavedImage
     from soulcli.ledger import Ledger
     from soulcli.models import GenerationRequest, TaskSnapshot
-
-logger = logging.getLogger("soulcli")
 
 
 class Watcher:
@@ -51,7 +48,9 @@ class Watcher:
         """The task is over; its images are being saved."""
 
     def warning(self, message: str) -> None:
-        logger.warning("%s", message)
+        import logging  # only when there is something to say: not on every run's path
+
+        logging.getLogger("soulcli").warning("%s", message)
 
 
 def open_client(settings: Settings) -> ApiClient:

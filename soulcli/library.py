@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -93,7 +93,8 @@ class Result:
         return self.request.seed if self.request is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        """The result as the CLI's `--json` prints it (request fields and `cost_ptc`)."""
+        """The result as a JSON object: the fields of the CLI's `--json` (the request,
+        `cost_ptc`), with `images` as a list of paths."""
         from soulcli.sidecar import request_fields
 
         payload: dict[str, Any] = {"task_id": self.task_id, "status": self.status}
@@ -310,7 +311,7 @@ class Soul:
         max_cost: Decimal | str | None = None,
         again: bool = False,
         timeout: float | None = None,
-    ) -> Iterator[Result]:
+    ) -> Generator[Result, None, None]:
         """Run many prompts concurrently, yielding each result as it finishes; like `soul batch`.
 
         `lines` are prompts, or dicts with the fields of a batch file's JSON Lines
@@ -320,7 +321,7 @@ class Soul:
         than `max_cost` raises before anything is sent. Closing the iterator early
         stops the batch; the tasks in flight stay in the ledger.
         """
-        from soulcli.batchfile import BatchDefaults, batch_key, parse_batch
+        from soulcli.batchfile import BatchDefaults, BatchFileError, batch_key, parse_batch
         from soulcli.batchplan import make_plan
         from soulcli.config import parse_ptc
         from soulcli.models import format_ptc
@@ -337,7 +338,11 @@ class Soul:
             enhance=enhance,
             out=str(out) if out is not None else self.settings.out_dir,
         )
-        parsed = parse_batch(text, defaults, source="the batch")
+        try:
+            parsed = parse_batch(text, defaults, source="the batch")
+        except BatchFileError as exc:
+            exc.hint = "; ".join(exc.problems[:3])
+            raise
         ceiling = parse_ptc(str(max_cost)) if max_cost is not None else None
         with self._ledger() as ledger:
             key = batch_key(text, defaults)
@@ -504,23 +509,34 @@ class Soul:
         total: int,
         concurrency: int,
         timeout: float | None,
-    ) -> Iterator[Result]:
-        """Run the plan on a thread of its own and yield its results as they come."""
+    ) -> Generator[Result, None, None]:
+        """Run the plan on a thread of its own and yield its results as they come.
+
+        Every line gets one result: those settled as they finish, then the rest (lines
+        running elsewhere, maybe charged, or not started because the batch stopped).
+        """
         import queue
 
         from soulcli.batchrun import BatchEvents, Runner, run_plan
 
         done: queue.SimpleQueue[LineResult | None] = queue.SimpleQueue()
         runners: list[Runner] = []
+        stopping = threading.Event()
+        every: list[LineResult] = []
         failure: list[BaseException] = []
 
         class Events(BatchEvents):
             def result(self, result: LineResult) -> None:
                 done.put(result)
 
+        def started(runner: Runner) -> None:
+            runners.append(runner)
+            if stopping.is_set():  # stopped before the runner existed
+                runner.stop.set()
+
         def run() -> None:
             try:
-                run_plan(
+                results, _ = run_plan(
                     plan,
                     ledger=ledger,
                     settings=self.settings,
@@ -531,8 +547,9 @@ class Soul:
                     concurrency=concurrency,
                     timeout=self._timeout(timeout),
                     events=Events(total, already_done=len(plan.done)),
-                    on_start=runners.append,
+                    on_start=started,
                 )
+                every.extend(results)
             except BaseException as exc:
                 failure.append(exc)
             finally:
@@ -540,16 +557,23 @@ class Soul:
 
         thread = threading.Thread(target=run, name="soul-batch-run", daemon=True)
         thread.start()
+        yielded: set[int] = set()
         try:
             while (result := done.get()) is not None:
+                yielded.add(result.line.number)
                 yield _line_result(result)
         finally:
-            # Closed early, or interrupted: the workers stop at their next safe point.
+            # Closed early, or interrupted: the workers stop at their next safe point,
+            # and every task in flight stays in the ledger.
+            stopping.set()
             for runner in runners:
                 runner.stop.set()
             thread.join()
         if failure:
             raise failure[0]
+        for result in every:
+            if result.line.number not in yielded:
+                yield _line_result(result)
 
 
 def _batch_text(lines: list[str | dict[str, Any]]) -> str:

@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 # What an agent may spend in one server's lifetime unless --max-spend says otherwise:
 # ten 720p requests (40 images).
 DEFAULT_MAX_SPEND = Decimal("1")
+# A submit that failed in one of these ways may have cost money: its price stays spent.
+MAY_HAVE_BEEN_CHARGED = (
+    ExitCode.MAYBE_CHARGED,
+    ExitCode.UNRECORDED,
+    ExitCode.INTERRUPTED,
+    ExitCode.TERMINATED,
+)
 # Images handed back to the agent are thumbnails: a conversation stays small.
 THUMBNAIL_PX = 384
 
@@ -187,7 +194,7 @@ def build_server(soul: Soul, cap: SpendCap) -> MCPServer:
             try:
                 task = soul.submit(request, out=out)
             except SoulError as exc:
-                if exc.exit_code != ExitCode.MAYBE_CHARGED:
+                if exc.exit_code not in MAY_HAVE_BEEN_CHARGED:
                     cap.refund(request.price)  # refused or never sent: nothing was charged
                 raise
             result = soul.wait(task)

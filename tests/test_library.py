@@ -289,3 +289,33 @@ def test_a_watcher_is_told_of_polls_and_the_download(fake: Fake302, tmp_path: Pa
     result = soul.generate("a dog", out=tmp_path)
     assert "poll" in seen and seen[-1] == f"download {result.task_id}"
     assert seen.count("poll") == fake.poll_count()
+
+
+def test_a_bad_batch_line_is_named_and_nothing_is_sent(fake: Fake302, tmp_path: Path) -> None:
+    from soulcli import Soul, UsageError
+
+    soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url)
+    with pytest.raises(UsageError) as bad:
+        list(soul.batch(["a cat", {"prompt": "a dog", "ar": "5:1"}], out=tmp_path))
+    assert "1 bad line" in bad.value.message
+    assert bad.value.hint is not None and "5:1" in bad.value.hint
+    assert fake.post_count() == 0
+
+
+def test_closing_a_batch_early_stops_it_and_the_rerun_pays_only_for_the_rest(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    from soulcli import Soul
+
+    soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url)
+    prompts = [f"prompt {n}" for n in range(1, 7)]
+    batch = soul.batch(prompts, out=tmp_path, concurrency=1)
+    first = next(batch)
+    assert first.status == "completed"
+    batch.close()  # the worker stops at its next safe point
+    sent = fake.post_count()
+    assert 1 <= sent <= 2
+    rest = list(soul.batch(prompts, out=tmp_path, concurrency=3))
+    assert sorted(r.line or 0 for r in rest) == [1, 2, 3, 4, 5, 6]
+    assert all(r.status == "completed" for r in rest)
+    assert fake.post_count() == 6  # no line was paid for twice

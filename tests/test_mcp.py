@@ -215,3 +215,25 @@ def test_the_readme_snippet_starts_a_server_with_the_stated_default_cap(
         return json.loads(text_of(await session.call_tool("price", {})))["max_spend_ptc"]
 
     assert run_session(fake, ["mcp", "--out", str(tmp_path / "o2")], tmp_path, cap) == 1.0
+
+
+def test_a_refused_request_gives_its_price_back_and_a_dropped_one_does_not(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    fake.state.inject("submit", "402", "drop")
+
+    async def steps(session: ClientSession) -> Any:
+        refused = await session.call_tool("generate", {"prompt": "one"})
+        after_refusal = json.loads(text_of(await session.call_tool("price", {})))
+        dropped = await session.call_tool("generate", {"prompt": "two"})
+        after_drop = json.loads(text_of(await session.call_tool("price", {})))
+        return refused, after_refusal, dropped, after_drop
+
+    refused, after_refusal, dropped, after_drop = with_server(
+        fake, tmp_path / "out", "--max-spend", "0.3", steps=steps
+    )
+    # 402: the server took nothing, so the cap is whole again.
+    assert refused.is_error and after_refusal["remaining_ptc"] == 0.3
+    # The connection dropped after the POST went out: it may have been charged.
+    assert dropped.is_error and "may have been charged" in text_of(dropped)
+    assert after_drop["remaining_ptc"] == 0.2
