@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import Annotated, NoReturn
 
 import click
@@ -27,8 +28,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class NarrowHelpFormatter(click.HelpFormatter):
+    """Click's help formatter with an option column that narrows with the terminal.
+
+    Click keeps option names in a column up to 30 wide, which leaves a 40-column
+    terminal 8 columns for the text beside it (and the terminal cuts every line).
+    """
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        if self.width < 70:  # as Click lays it out on anything wider
+            col_max = min(col_max, max(12, self.width // 3))
+        super().write_dl(rows, col_max=col_max, col_spacing=col_spacing)
+
+
+class SoulContext(click.Context):
+    formatter_class = NarrowHelpFormatter
+
+
+def _narrow_help(command: click.Command) -> None:
+    """Give a command (and its subcommands) the narrowing help formatter."""
+    command.context_class = SoulContext
+    for sub in getattr(command, "commands", {}).values():
+        _narrow_help(sub)
+
+
 class LazyGroup(TyperGroup):
     """The root command: subcommands are built from their modules on first use."""
+
+    context_class = SoulContext
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -42,6 +71,7 @@ class LazyGroup(TyperGroup):
         module = importlib.import_module(entry[0])
         command = typer.main.get_command(module.app)
         command.name = cmd_name
+        _narrow_help(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -67,6 +97,14 @@ class LazyGroup(TyperGroup):
             raise click.UsageError(hint, ctx=exc.ctx) from None
 
 
+def _help_width() -> int:
+    """Click's width for help text, without its floor of 50 columns: on a 40-column
+    terminal that floor made the terminal cut every help line in two."""
+    import shutil
+
+    return max(min(shutil.get_terminal_size().columns, 80) - 2, 30)
+
+
 app = typer.Typer(
     name="soul",
     cls=LazyGroup,
@@ -77,7 +115,7 @@ app = typer.Typer(
     # Locals may hold the API key: never let a traceback print them.
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": _help_width()},
 )
 
 

@@ -191,3 +191,17 @@ def test_help_examples_are_never_wrapped_inside_a_command(width: str) -> None:
             assert any(line.strip() == example.strip() for line in shown), (
                 f"`{name} --help` at {width} columns does not show {example!r} on one line"
             )
+
+
+@pytest.mark.parametrize("command", ["", "generate", "batch", "fetch", "history", "mcp"])
+def test_help_fits_a_40_column_terminal(command: str) -> None:
+    """Click never wraps help narrower than 50 columns unless told the width: at 40 the
+    terminal cut every line in two. Only example commands (kept whole) may be longer."""
+    from tests.conftest import soul_env
+
+    args = [command, "--help"] if command else ["--help"]
+    result = run_soul(*args, env=soul_env(None, COLUMNS="40"))
+    assert result.code == 0
+    prose = result.stdout.split("Examples:")[0] + result.stdout.split("Options:")[-1]
+    too_long = [line for line in prose.splitlines() if len(line) > 40]
+    assert too_long == []

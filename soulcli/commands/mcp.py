@@ -42,8 +42,8 @@ def mcp(
 
     \b
     Examples:
-      soul mcp                      # at most 1 PTC (ten 720p requests)
-      soul mcp --max-spend 5 --out ~/Pictures/agent
+      soul mcp          # spends 1 PTC at most
+      soul mcp --max-spend 5 -o pics
     """
     from soulcli.config import effective_settings, parse_ptc, require_api_key
 
