@@ -96,10 +96,12 @@ class BatchEvents:
 
     def watcher(self, number: int) -> Watcher:
         """What follows line `number`'s task: it passes its polls on to `updated`."""
-        return _LineWatcher(self, number)
+        return LineWatcher(self, number)
 
 
-class _LineWatcher(Watcher):
+class LineWatcher(Watcher):
+    """Follows one batch line's task for `BatchEvents`."""
+
     def __init__(self, events: BatchEvents, number: int) -> None:
         self.events = events
         self.number = number

@@ -201,7 +201,7 @@ class Soul:
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | GenerationRequest,
         *,
         style: str | None = None,
         ar: str | None = None,
@@ -213,13 +213,14 @@ class Soul:
         name: str | None = None,
         timeout: float | None = None,
     ) -> Result:
-        """Submit one prompt, wait for its 4 images and save them; like `soul generate`.
+        """Submit one prompt (or a request from `request`), wait for its 4 images and save
+        them; like `soul generate`.
 
         The result says what was saved and what is missing (`nsfw`, a failed download,
         ...): an unfinished task is not an exception. A timeout or a stop raises
         `TaskStoppedError` with the task id; the task is in the ledger, for `wait`.
         """
-        request = self.request(
+        request = self._as_request(
             prompt,
             style=style,
             ar=ar,
@@ -246,18 +247,15 @@ class Soul:
         name: str | None = None,
     ) -> Task:
         """Send one request and return its task at once (recorded in the ledger first)."""
-        if isinstance(prompt, str):
-            request = self.request(
-                prompt,
-                style=style,
-                ar=ar,
-                quality=quality,
-                seed=seed,
-                negative=negative,
-                enhance=enhance,
-            )
-        else:
-            request = prompt
+        request = self._as_request(
+            prompt,
+            style=style,
+            ar=ar,
+            quality=quality,
+            seed=seed,
+            negative=negative,
+            enhance=enhance,
+        )
         with self._client() as client, self._ledger() as ledger:
             return self._submit(client, ledger, request, out=out, name=name)
 
@@ -367,6 +365,9 @@ class Soul:
             )
 
     # -- inside ----------------------------------------------------------------------------
+
+    def _as_request(self, prompt: str | GenerationRequest, **options: Any) -> GenerationRequest:
+        return self.request(prompt, **options) if isinstance(prompt, str) else prompt
 
     def _api_key(self) -> str:
         from soulcli.config import require_api_key

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from soulcli import ui
-from soulcli.batchrun import BatchEvents, LineResult
+from soulcli.batchrun import BatchEvents, LineResult, LineWatcher
 from soulcli.follow import Watcher
 from soulcli.models import format_ptc
 from soulcli.text import one_line
@@ -184,15 +184,8 @@ class BatchProgress(BatchEvents):
             yield Text(f"  … and {len(rows) - 12} more", style="dim")
 
 
-class _LineWatcher(Watcher):
+class _LineWatcher(LineWatcher):
     """One batch line's task: its polls feed the display; retries and warnings are said."""
-
-    def __init__(self, progress: BatchProgress, number: int) -> None:
-        self.progress = progress
-        self.number = number
-
-    def updated(self, snapshot: TaskSnapshot) -> None:
-        self.progress.updated(self.number, snapshot)
 
     def retrying(self, task_id: str, reason: str) -> None:
         if not ui.stderr_is_terminal():
