@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -123,7 +123,8 @@ def mask_secret(value: str) -> str:
 class Settings:
     """Effective settings: command line, then environment, then config file, then defaults."""
 
-    api_key: str | None
+    # Never in a repr: a debugger, a crash reporter or `print(soul.settings)` shows it.
+    api_key: str | None = field(repr=False)
     base_url: str
     style: str | None
     aspect_ratio: str | None

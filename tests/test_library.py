@@ -111,6 +111,9 @@ def test_the_key_never_shows_in_repr(fake: Fake302) -> None:
 
     soul = Soul(api_key=SENTINEL_KEY, base_url=fake.base_url)
     assert SENTINEL_KEY not in repr(soul)
+    # Nor in what a debugger or a crash reporter shows of its attributes.
+    assert SENTINEL_KEY not in repr(vars(soul))
+    assert soul.settings.api_key == SENTINEL_KEY
 
 
 def test_settings_come_from_the_environment_like_the_cli(

@@ -38,7 +38,8 @@ def mcp(
 
     It offers the tools list_styles, generate, fetch, history and price. Every task
     goes through the ledger, so `soul history` shows what an agent spent. Register it
-    with a client as the command `soul` with the arguments `mcp --max-spend 1`.
+    with a client as the full path of `soul` (what `which soul` prints) with the
+    arguments `mcp --max-spend 1`; it reads the key from soul's config file.
 
     \b
     Examples:
