@@ -50,6 +50,9 @@ class LineResult:
     outcome: Outcome | None = None
     earlier: TaskRecord | None = None
     request: GenerationRequest | None = None
+    # The line's ledger row and task, once it has them (a timed-out line can be waited for).
+    local_id: int | None = None
+    task_id: str | None = None
 
 
 class BatchEvents:
@@ -79,10 +82,14 @@ class BatchEvents:
 
     def finished(self, number: int, state: str, detail: str) -> None:
         with self._lock:
-            if state == "completed":
-                self.completed += 1
-            else:
-                self.failed += 1
+            self._count(state)
+
+    def _count(self, state: str) -> None:
+        """Count a finished line (the caller holds the lock)."""
+        if state == "completed":
+            self.completed += 1
+        else:
+            self.failed += 1
 
     def result(self, result: LineResult) -> None:
         """A line is settled: finished by this run, or found finished by an earlier one."""
@@ -120,17 +127,34 @@ def out_dir_of(line: BatchLine) -> Path:
 def settled_results(plan: Plan) -> list[LineResult]:
     """The lines this run does not send: done earlier, running elsewhere, or maybe charged."""
     results = [
-        LineResult(line, record.state, record.error or "", earlier=record, request=record.request())
-        for record, line in plan.done
+        _held_by(record, line, record.state, record.error or "") for record, line in plan.done
     ]
     results += [
-        LineResult(line, RUNNING_ELSEWHERE, elsewhere(record)) for record, line in plan.elsewhere
+        _held_by(record, line, RUNNING_ELSEWHERE, elsewhere(record))
+        for record, line in plan.elsewhere
     ]
     results += [
-        LineResult(line, OUTCOME_UNKNOWN, record.error or "may have been charged")
+        _held_by(record, line, OUTCOME_UNKNOWN, record.error or "may have been charged")
         for record, line in plan.unknown
     ]
     return results
+
+
+def _held_by(record: TaskRecord, line: BatchLine, state: str, detail: str) -> LineResult:
+    """The result of a line whose ledger row is `record` (from this run or an earlier one);
+    a finished row is `earlier`, with its request."""
+    from soulcli.ledger import FINAL
+
+    finished = record.state in FINAL
+    return LineResult(
+        line,
+        state,
+        detail,
+        earlier=record if finished else None,
+        request=record.request() if finished else None,
+        local_id=record.id,
+        task_id=record.remote_id,
+    )
 
 
 def elsewhere(record: TaskRecord) -> str:
@@ -226,6 +250,8 @@ class Runner:
         self.why_no_new = ""
         self.limit: AdaptiveLimit = AdaptiveLimit(concurrency)
         self.stop_code = ExitCode.OK
+        # Each line's (ledger row, task id) once known, for its result whatever happens.
+        self.ids: dict[int, tuple[int, str]] = {}
         client.on_rate_limited = self.limit.throttle
         client.sleep = self._sleep  # a retry's back-off ends when the batch is stopped
 
@@ -337,7 +363,7 @@ class Runner:
             self._stop_new_submits("the task ledger cannot be written")
             events.charged(line.request.price)
             detail = f"task {exc.task_id} was charged but not recorded; {exc.hint}"
-            result = LineResult(line, UNRECORDED, detail)
+            result = LineResult(line, UNRECORDED, detail, task_id=exc.task_id)
         except TaskStoppedError as exc:
             state = "timed_out" if exc.exit_code == ExitCode.TIMEOUT else "interrupted"
             result = LineResult(line, state, exc.message)
@@ -351,6 +377,8 @@ class Runner:
             result = LineResult(line, outcome.status, detail, outcome=outcome, request=request)
         finally:
             self.limit.release()
+        if line.number in self.ids and result.task_id is None:
+            result.local_id, result.task_id = self.ids[line.number]
         events.finished(line.number, result.state, result.detail)
         return result
 
@@ -388,6 +416,7 @@ class Runner:
             if standing is not None:  # followed by another soul, or finished a moment ago
                 self._claimed_elsewhere(line, standing)  # raises Settled: nothing to resume
             local_id, task_id = item.record.id, str(item.record.remote_id)
+        self.ids[line.number] = (local_id, task_id)
         request = item.request
         options = FollowOptions(
             watcher=self.events.watcher(line.number),
@@ -415,11 +444,11 @@ class Runner:
         if kind == RESUME:
             return Item(line, record)
         if kind == DONE:
-            result = LineResult(
-                line, record.state, record.error or "", earlier=record, request=record.request()
-            )
+            result = _held_by(record, line, record.state, record.error or "")
         elif kind == ELSEWHERE:
-            result = LineResult(line, RUNNING_ELSEWHERE, elsewhere(record))
+            result = _held_by(record, line, RUNNING_ELSEWHERE, elsewhere(record))
         else:
-            result = LineResult(line, OUTCOME_UNKNOWN, record.error or "may have been charged")
+            result = _held_by(
+                record, line, OUTCOME_UNKNOWN, record.error or "may have been charged"
+            )
         raise Settled(result)

@@ -184,6 +184,8 @@ def _follow(
             options=options,
         )
     except TaskStoppedError as exc:
+        if tracked is not None:  # stopped: whoever comes next may resume it at once
+            _best_effort(options.watcher, tracked.ledger.release, tracked.local_id)
         if tracked is not None and exc.exit_code == ExitCode.TIMEOUT:
             _best_effort(
                 options.watcher, tracked.ledger.set_state, tracked.local_id, TIMED_OUT, exc.message
@@ -196,31 +198,34 @@ def _follow(
     # One answer with a short job list and no task status may be a list still growing:
     # only a wait (which sees it twice) may record such a task as finished.
     over = outcome.snapshot.finished and (wait or outcome.snapshot.says_it_is_over)
-    if tracked is not None and over:
-        nothing_to_save = outcome.snapshot.done_count == 0
-        if out_dir is not None or nothing_to_save:
-            state = {
-                ExitCode.OK: COMPLETED,
-                ExitCode.PARTIAL: PARTIAL,
-                ExitCode.TASK_FAILED: FAILED,
-            }.get(outcome.exit_code)
-            if state is None:  # downloads failed: leave it resumable
-                _best_effort(
-                    options.watcher,
-                    tracked.ledger.set_results,
-                    tracked.local_id,
-                    SUBMITTED,
-                    outcome.ledger_images(),
-                    "some images could not be downloaded",
-                )
-            else:
-                _best_effort(
-                    options.watcher,
-                    tracked.ledger.set_results,
-                    tracked.local_id,
-                    state,
-                    outcome.ledger_images(),
-                )
+    if tracked is None:
+        return outcome
+    if not over or (out_dir is None and outcome.snapshot.done_count > 0):
+        # Only looked at, or nowhere to save it: not this process's to finish.
+        _best_effort(options.watcher, tracked.ledger.release, tracked.local_id)
+        return outcome
+    state = {
+        ExitCode.OK: COMPLETED,
+        ExitCode.PARTIAL: PARTIAL,
+        ExitCode.TASK_FAILED: FAILED,
+    }.get(outcome.exit_code)
+    if state is None:  # downloads failed: leave it resumable
+        _best_effort(
+            options.watcher,
+            tracked.ledger.set_results,
+            tracked.local_id,
+            SUBMITTED,
+            outcome.ledger_images(),
+            "some images could not be downloaded",
+        )
+    else:
+        _best_effort(
+            options.watcher,
+            tracked.ledger.set_results,
+            tracked.local_id,
+            state,
+            outcome.ledger_images(),
+        )
     return outcome
 
 

@@ -452,6 +452,12 @@ class Ledger:
             (remote_id, SUBMITTED, time.time(), local_id),
         )
 
+    def release(self, local_id: int) -> None:
+        """Stop being the process working on a task (if this one is): another soul may
+        resume it now, though this process lives on (a library, an MCP server)."""
+        owner = me()
+        self._write("UPDATE tasks SET pid = NULL WHERE id = ? AND pid = ?", (local_id, owner.pid))
+
     # The writes below end this process's work on a task, so they also let it go
     # (pid NULL): another process may resume it at once.
 

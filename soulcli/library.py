@@ -9,6 +9,7 @@ family; nothing is printed. Progress can be watched with a `Watcher`.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
@@ -17,8 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from soulcli import signals
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.follow import Watcher
+
+# A library prints nothing: its warnings reach stderr only if the program asks for them.
+logging.getLogger("soulcli").addHandler(logging.NullHandler())
+# Nor does it end its program: a second Ctrl-C while a task id is recorded waits for it.
+signals.second_stop_exits = False
 
 if TYPE_CHECKING:
     from soulcli.batchplan import Plan
@@ -168,6 +175,13 @@ class Soul:
         """The checked request a generate would send (style resolved, seed picked); no network."""
         from soulcli.request_builder import build_request, check_prompt
 
+        _expect(prompt, str, "the prompt", required=True)
+        for value, what in ((style, "style"), (ar, "ar"), (quality, "quality")):
+            _expect(value, str, what)
+        _expect(negative, str, "negative")
+        _expect(seed, int, "seed")
+        _expect(enhance, bool, "enhance")
+
         return build_request(
             check_prompt(prompt),
             style=style if style is not None else self.settings.style,
@@ -183,6 +197,8 @@ class Soul:
         """What `count` requests (4 images each) cost at `quality`, in PTC."""
         from soulcli.models import normalize_quality, price_of
 
+        _expect(quality, str, "quality", required=True)
+        _expect(count, int, "count", required=True)
         tier = normalize_quality(quality)
         if tier is None:
             raise UsageError(f"unknown quality {quality!r}", hint="use 720p or 1080p")
@@ -195,6 +211,7 @@ class Soul:
         """The style catalog (60 styles), or those whose name contains `search`."""
         from soulcli.catalog import load_styles, search_styles
 
+        _expect(search, str, "search")
         return search_styles(search) if search else list(load_styles())
 
     # -- generating ----------------------------------------------------------------------
@@ -220,6 +237,7 @@ class Soul:
         ...): an unfinished task is not an exception. A timeout or a stop raises
         `TaskStoppedError` with the task id; the task is in the ledger, for `wait`.
         """
+        limit = self._timeout(timeout)  # checked before anything is sent
         request = self._as_request(
             prompt,
             style=style,
@@ -231,7 +249,7 @@ class Soul:
         )
         with self._client() as client, self._ledger() as ledger:
             task = self._submit(client, ledger, request, out=out, name=name)
-            return self._follow(client, ledger, task, timeout=timeout, just_submitted=True)
+            return self._follow(client, ledger, task, timeout=limit, just_submitted=True)
 
     def submit(
         self,
@@ -257,7 +275,10 @@ class Soul:
             enhance=enhance,
         )
         with self._client() as client, self._ledger() as ledger:
-            return self._submit(client, ledger, request, out=out, name=name)
+            task = self._submit(client, ledger, request, out=out, name=name)
+            # Not followed here: `soul fetch`, or another process, may finish it.
+            _let_go(ledger, task.local_id)
+            return task
 
     def wait(
         self, task: Task | str | int, *, out: str | Path | None = None, timeout: float | None = None
@@ -265,8 +286,8 @@ class Soul:
         """Wait for a task (a `Task`, a task id, or a local id from `history`) and save it.
 
         A task soul submitted goes into the directory it was submitted with unless
-        `out` is given; another needs `out`. Another soul process following the task
-        is an error: it saves the images itself.
+        `out` is given; another into `out`, else the default directory. Another soul
+        process following the task is an error: it saves the images itself.
         """
         return self._fetch(task, out=out, wait=True, timeout=timeout)
 
@@ -289,8 +310,14 @@ class Soul:
         self, limit: int | None = 20, *, search: str | None = None, state: str | None = None
     ) -> list[TaskRecord]:
         """Ledger rows, newest first: what was sent, what it cost, where its images are."""
+        from soulcli.ledger import STATES
+
+        _expect(limit, int, "limit")
+        _expect(search, str, "search")
         if limit is not None and limit < 1:
             raise UsageError(f"limit must be 1 or more, not {limit}")
+        if state is not None and state not in STATES:
+            raise UsageError(f"unknown state {state!r}", hint="one of " + ", ".join(STATES))
         with self._ledger() as ledger:
             return ledger.search(text=search, state=state, limit=limit)
 
@@ -324,6 +351,7 @@ class Soul:
         from soulcli.config import parse_ptc
         from soulcli.models import format_ptc
 
+        _expect(concurrency, int, "concurrency")
         if not 1 <= concurrency <= 32:
             raise UsageError(f"concurrency must be 1 to 32, not {concurrency}")
         text = _batch_text(list(lines))
@@ -367,7 +395,17 @@ class Soul:
     # -- inside ----------------------------------------------------------------------------
 
     def _as_request(self, prompt: str | GenerationRequest, **options: Any) -> GenerationRequest:
-        return self.request(prompt, **options) if isinstance(prompt, str) else prompt
+        from soulcli.models import GenerationRequest
+
+        if isinstance(prompt, GenerationRequest):
+            given = sorted(name for name, value in options.items() if value is not None)
+            if given:
+                raise UsageError(
+                    f"{', '.join(given)} given with a ready request",
+                    hint="pass them to request() instead",
+                )
+            return prompt
+        return self.request(prompt, **options)
 
     def _api_key(self) -> str:
         from soulcli.config import require_api_key
@@ -452,6 +490,11 @@ class Soul:
     def _timeout(self, timeout: float | None) -> float:
         from soulcli.waiting import DEFAULT_WAIT_TIMEOUT
 
+        for value in (timeout, self.timeout):
+            _expect(value, (int, float), "timeout")
+            if value is not None and value <= 0:
+                raise UsageError(f"timeout must be more than 0 seconds, not {value}")
+
         return timeout or self.timeout or DEFAULT_WAIT_TIMEOUT
 
     def _fetch(
@@ -481,7 +524,7 @@ class Soul:
                     return _recorded_result(record)
                 refuse_if_followed(ledger, record)
             else:
-                out_dir = self._out_dir(out) if out is not None else None
+                out_dir = self._out_dir(out)  # a task soul did not submit: here
             request = record.request() if record is not None else None
             with self._client() as client, _stops_stay_stops():
                 outcome = follow_task(
@@ -577,6 +620,24 @@ class Soul:
                 yield _line_result(result)
 
 
+_KINDS = {str: "text", int: "a whole number", bool: "True or False", (int, float): "a number"}
+
+
+def _expect(
+    value: object, kind: type | tuple[type, ...], what: str, *, required: bool = False
+) -> None:
+    """A UsageError, not a TypeError deep inside, for an argument of the wrong type."""
+    wrong = isinstance(value, bool) and kind is not bool  # True is an int to Python
+    if (value is not None or required) and (wrong or not isinstance(value, kind)):
+        raise UsageError(f"{what} must be {_KINDS[kind]}, not {type(value).__name__}")
+
+
+def _let_go(ledger: Ledger, local_id: int) -> None:
+    from soulcli.submit import try_to_record
+
+    try_to_record(ledger.release, local_id)  # if it fails, it is free when this process ends
+
+
 def _batch_text(lines: list[str | dict[str, Any]]) -> str:
     """The batch file these lines make: one prompt per line, or JSON Lines if need be."""
     prompts = [line for line in lines if isinstance(line, str)]
@@ -634,17 +695,19 @@ def _line_result(result: LineResult) -> Result:
     number = result.line.number
     if result.earlier is not None:
         return _recorded_result(result.earlier, number)
+    out_dir = Path(result.line.out or ".").expanduser().resolve()
     if result.outcome is not None:
-        return replace(
-            _result(result.outcome, result.request, local_id=None, out_dir=None), line=number
-        )
+        found = _result(result.outcome, result.request, local_id=result.local_id, out_dir=out_dir)
+        return replace(found, line=number)
     return Result(
-        task_id="",
+        task_id=result.task_id or "",
         status=result.state,
         images=[],
         missing=[],
-        request=result.line.request,
+        request=result.request or result.line.request,
         finished=False,
+        local_id=result.local_id,
+        out_dir=out_dir,
         line=number,
         error=result.detail,
     )

@@ -75,10 +75,12 @@ class SpendCap:
 
     def summary(self, charged: Decimal) -> dict[str, float]:
         """What a call spent, and where the cap stands after it."""
+        with self._lock:
+            spent = self.spent
         return {
             "charged_ptc": float(charged),
-            "spent_ptc": float(self.spent),
-            "remaining_ptc": float(self.remaining),
+            "spent_ptc": float(spent),
+            "remaining_ptc": float(max(Decimal(0), self.limit - spent)),
             "max_spend_ptc": float(self.limit),
         }
 
@@ -122,9 +124,20 @@ def result_content(result: Result, extra: dict[str, Any]) -> list[ContentBlock]:
     return content
 
 
+def within(soul: Soul, out: str | None) -> Path | None:
+    """A tool's `out`: a relative path is under the server's directory (a client may
+    start the server anywhere), an absolute one is taken as it is."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    return path if path.is_absolute() else Path(soul.settings.out_dir or ".") / path
+
+
 def build_server(soul: Soul, cap: SpendCap) -> MCPServer:
     """The MCP server and its five tools, all calling `soul`."""
     from mcp.server.mcpserver import MCPServer
+
+    from soulcli.models import format_ptc
 
     server = MCPServer(
         name="soul",
@@ -173,7 +186,10 @@ def build_server(soul: Soul, cap: SpendCap) -> MCPServer:
         ] = None,
         out: Annotated[
             str | None,
-            Field(description="Directory to save the 4 images in (default: the server's)."),
+            Field(
+                description="Directory for the 4 images; a relative one is under the "
+                "server's image directory (default: that directory)."
+            ),
         ] = None,
     ) -> list[ContentBlock]:
         """Generate 4 images from a prompt (this costs money), wait, and save them.
@@ -192,10 +208,14 @@ def build_server(soul: Soul, cap: SpendCap) -> MCPServer:
             )
             cap.reserve(request.price)
             try:
-                task = soul.submit(request, out=out)
+                task = soul.submit(request, out=within(soul, out))
             except SoulError as exc:
                 if exc.exit_code not in MAY_HAVE_BEEN_CHARGED:
                     cap.refund(request.price)  # refused or never sent: nothing was charged
+                else:
+                    exc.hint = (exc.hint + "; " if exc.hint else "") + (
+                        f"it counts against --max-spend: {format_ptc(cap.remaining)} PTC left"
+                    )
                 raise
             result = soul.wait(task)
         except SoulError as exc:

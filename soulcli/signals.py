@@ -15,6 +15,10 @@ from soulcli.errors import STOPS, ExitCode, Interrupted, TaskStoppedError, Termi
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# A second Ctrl-C while a task id is being recorded ends the CLI at once. The library
+# turns this off: it must never end the program it runs in (the signal waits instead).
+second_stop_exits = True
+
 
 def install() -> None:
     """Make SIGINT raise Interrupted and SIGTERM raise Terminated in the main thread.
@@ -115,7 +119,7 @@ def _holding_signals(holder: Held) -> Iterator[None]:
     def hold(signum: int, frame: FrameType | None) -> None:
         if holder.passing:
             _pass_on(signum, frame, previous.get(signum))
-        elif holder.signum is not None:
+        elif holder.signum is not None and second_stop_exits:
             _exit_at_once(signum, frame)
         else:
             holder.signum = signum
@@ -150,3 +154,16 @@ def naming_task(
         yield
     except STOPS as stop:
         raise TaskStoppedError.by_signal(task_id, out_dir, stop, doing=doing) from None
+
+
+def wait_until_nothing_held(timeout: float) -> None:
+    """Wait (at most `timeout` seconds) for every block holding a fresh task id, in any
+    thread, to record it: for a stop that ends the process from outside those threads."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _HOLDING_LOCK:
+            if not any(not holder.passing for holder in _HOLDING):
+                return
+        time.sleep(0.01)

@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +324,83 @@ def test_closing_a_batch_early_stops_it_and_the_rerun_pays_only_for_the_rest(
     assert sorted(r.line or 0 for r in rest) == [1, 2, 3, 4, 5, 6]
     assert all(r.status == "completed" for r in rest)
     assert fake.post_count() == 6  # no line was paid for twice
+
+
+def test_a_warning_is_not_printed(
+    fake: Fake302, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from soulcli import Soul
+
+    (tmp_path / "dog_1.json").mkdir()  # the first sidecar cannot be written
+    soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url)
+    result = soul.generate("a dog", out=tmp_path, name="dog")
+    assert result.status == "completed" and len(result.images) == 4
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_submitted_task_is_not_held_from_soul_fetch(fake: Fake302, tmp_path: Path) -> None:
+    from soulcli import Soul
+
+    soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url)
+    task = soul.submit("a cat", out=tmp_path)
+    # This process lives on (a notebook, a server): another soul may still finish it.
+    finished = run_soul("fetch", fake=fake)
+    assert finished.code == 0, finished.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        f"{task.task_id}_{i}.png" for i in range(1, 5)
+    ]
+
+
+def test_a_task_soul_did_not_submit_is_saved_into_the_default_directory(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    from soulcli import Soul
+
+    elsewhere = Soul(api_key=fake.settings.api_key, base_url=fake.base_url, data_dir=tmp_path / "a")
+    task = elsewhere.submit("a boat", out=tmp_path / "first")
+    here = Soul(
+        api_key=fake.settings.api_key,
+        base_url=fake.base_url,
+        data_dir=tmp_path / "b",
+        out_dir=tmp_path / "second",
+    )
+    result = here.wait(task.task_id)
+    assert result.status == "completed" and result.request is None
+    assert {p.parent for p in result.images} == {tmp_path / "second"}
+
+
+def test_a_timed_out_batch_line_keeps_its_task_id(tmp_path: Path) -> None:
+    from soulcli import Soul
+
+    settings = FakeSettings(api_key=SENTINEL_KEY, queue_seconds=0.1, never_finish=True)
+    with Fake302(settings) as fake:
+        soul = Soul(api_key=SENTINEL_KEY, base_url=fake.base_url)
+        (result,) = soul.batch(["never done"], out=tmp_path, timeout=1)
+    assert result.status == "timed_out" and result.task_id.startswith("higgsfield_")
+    assert result.local_id == soul.history(limit=1)[0].id
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda soul: soul.price("720p", 1.5), "count must be a whole number"),
+        (lambda soul: soul.price(None), "quality must be text"),
+        (lambda soul: soul.styles(5), "search must be text"),
+        (lambda soul: soul.request("x", seed="abc"), "seed must be a whole number"),
+        (lambda soul: soul.request("x", seed=True), "seed must be a whole number"),
+        (lambda soul: soul.generate(123), "the prompt must be text"),
+        (lambda soul: soul.generate(soul.request("x"), style="Y2K"), "style given with"),
+        (lambda soul: soul.history(state="zzz"), "unknown state"),
+        (lambda soul: soul.generate("x", timeout=0), "timeout must be more than 0"),
+    ],
+)
+def test_wrong_arguments_are_usage_errors(
+    fake: Fake302, call: Callable[[Any], object], message: str
+) -> None:
+    from soulcli import Soul, UsageError
+
+    soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url)
+    with pytest.raises(UsageError, match=message):
+        call(soul)
+    assert fake.post_count() == 0

@@ -6,7 +6,11 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +20,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from PIL import Image
 
-from soulcli.fake302 import Fake302
+from soulcli.fake302 import Fake302, FakeSettings
 from soulcli.mcp_server import DEFAULT_MAX_SPEND
-from tests.conftest import SENTINEL_KEY, SOUL, run_soul, soul_env
+from tests.conftest import SENTINEL_KEY, SOUL, run_soul, soul_env, wait_until
 from tests.test_readme import README
 
 Session = Callable[[ClientSession], Awaitable[Any]]
@@ -237,3 +241,63 @@ def test_a_refused_request_gives_its_price_back_and_a_dropped_one_does_not(
     # The connection dropped after the POST went out: it may have been charged.
     assert dropped.is_error and "may have been charged" in text_of(dropped)
     assert after_drop["remaining_ptc"] == 0.2
+
+
+def server_pid(out: Path) -> int:
+    """The pid of the `soul mcp` serving `out` (an MCP client does not say)."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"mcp --out {out}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_ends_the_server_at_once(fake: Fake302, tmp_path: Path, stop: int) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(SOUL), "mcp", "--out", str(out)],
+        stdin=subprocess.PIPE,  # held open: a client that is still there
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=soul_env(fake),
+    )
+    wait_until(lambda: out.is_dir(), "the server started")
+    time.sleep(0.5)
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == (143 if stop == signal.SIGTERM else 130)
+    assert err.decode().startswith("soul: error: ")
+    assert "Traceback" not in err.decode()
+
+
+def test_a_server_stopped_mid_generate_leaves_the_task_for_soul_fetch(tmp_path: Path) -> None:
+    settings = FakeSettings(api_key=SENTINEL_KEY, queue_seconds=1.5, run_seconds=1.5)
+    out = tmp_path / "out"
+    with Fake302(settings) as fake:
+
+        async def steps(session: ClientSession) -> Any:
+            call = asyncio.create_task(session.call_tool("generate", {"prompt": "slow one"}))
+            while fake.poll_count() < 1:
+                await asyncio.sleep(0.05)
+            os.kill(server_pid(out), signal.SIGTERM)
+            with pytest.raises(Exception):  # noqa: B017 - the connection closes under it
+                await call
+
+        with_server(fake, out, steps=steps)
+        rows = json.loads(run_soul("history", "--json", fake=fake).stdout)
+        assert [row["state"] for row in rows] == ["submitted"]
+        finished = run_soul("fetch", fake=fake)
+        assert finished.code == 0, finished.stderr
+        assert len(list(out.glob("*.png"))) == 4
+        assert fake.post_count() == 1
+
+
+def test_a_relative_out_is_under_the_servers_directory(fake: Fake302, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    async def steps(session: ClientSession) -> Any:
+        return await session.call_tool("generate", {"prompt": "a cat", "out": "cats"})
+
+    made = json.loads(text_of(with_server(fake, out, steps=steps)))
+    assert {Path(p).parent for p in made["images"]} == {out / "cats"}

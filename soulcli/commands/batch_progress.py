@@ -79,9 +79,9 @@ class BatchProgress(BatchEvents):
                 self.running[number].done = snapshot.done_count
 
     def finished(self, number: int, state: str, detail: str) -> None:
-        super().finished(number, state, detail)
-        with self._lock:
+        with self._lock:  # one step: the display never counts a line twice
             self.running.pop(number, None)
+            self._count(state)
         self._log(f"line {number}: {state}" + (f": {one_line(detail, 200)}" if detail else ""))
 
     def watcher(self, number: int) -> Watcher:

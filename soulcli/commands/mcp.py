@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -62,7 +65,29 @@ def mcp(
     from soulcli.downloads import prepare_out_dir
     from soulcli.mcp_server import serve
 
-    serve(max_spend=cap, out_dir=prepare_out_dir(_out_dir(out, settings.out_dir)))
+    out_dir = prepare_out_dir(_out_dir(out, settings.out_dir))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_server)
+    serve(max_spend=cap, out_dir=out_dir)
+
+
+def _stop_server(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM: end the server now.
+
+    The SDK reads stdin on a worker thread that nothing interrupts, so a graceful stop
+    would wait for it forever. Ending at once is safe: a tool call's task is in the
+    ledger as it would be after kill -9, once a task id being recorded is written.
+    """
+    from soulcli import signals
+
+    signals.wait_until_nothing_held(timeout=5.0)
+    word = "interrupted" if signum == signal.SIGINT else "terminated"
+    message = (
+        f"soul: error: {word}; the MCP server stopped, and `soul fetch` finishes "
+        "any task it was waiting for\n"
+    )
+    os.write(2, message.encode())
+    os._exit(int(signals.exit_code_for(signum)))
 
 
 def _out_dir(out: Path | None, configured: str | None) -> Path:
