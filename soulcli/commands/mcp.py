@@ -57,7 +57,6 @@ def mcp(
         raise UsageError(f"--max-spend: {exc.message}") from exc
     try:
         import mcp as _sdk  # noqa: F401
-        import PIL  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"`soul mcp` needs the {exc.name} package", hint=INSTALL_HINT) from None
     settings = effective_settings()
