@@ -23,6 +23,7 @@ KNOWN_KEYS: dict[str, str] = {
     "quality": "default quality for generate (720p or 1080p)",
     "out_dir": "default output directory for images",
     "confirm_above": "ask before a run costing more than this many PTC (no terminal: needs --yes)",
+    "show": "show the images in the terminal after generate and fetch (true or false)",
 }
 KEY_ALIASES = {
     "ar": "aspect_ratio",
@@ -131,6 +132,7 @@ class Settings:
     quality: str | None
     out_dir: str | None
     confirm_above: Decimal | None = None
+    show: bool = False  # draw the images after generate and fetch, on a terminal
 
 
 ENV_OVERRIDES = {"api_key": "SOUL_API_KEY", "base_url": "SOUL_BASE_URL"}
@@ -142,6 +144,7 @@ DEFAULTS = {
     "aspect_ratio": DEFAULT_RATIO,
     "quality": DEFAULT_QUALITY,
     "out_dir": ".",
+    "show": "false",
 }
 # What a key set nowhere means, for the keys without a default.
 UNSET_MEANING = {
@@ -174,7 +177,18 @@ def effective_settings(values: dict[str, str] | None = None) -> Settings:
         quality=values.get("quality"),
         out_dir=values.get("out_dir"),
         confirm_above=parse_ptc(values["confirm_above"]) if "confirm_above" in values else None,
+        show=parse_flag(values.get("show", "false")) == "true",
     )
+
+
+def parse_flag(text: str) -> str:
+    """`true` or `false` for yes/no, on/off, 1/0 in any case; ConfigError otherwise."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "on", "1"):
+        return "true"
+    if word in ("false", "no", "off", "0"):
+        return "false"
+    raise ConfigError(f"{text!r} is not true or false")
 
 
 def parse_ptc(text: str) -> Decimal:

@@ -111,3 +111,12 @@ YesOption = Annotated[
     bool,
     typer.Option("--yes", "-y", help="Do not ask before spending more than confirm_above."),
 ]
+
+ShowOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--show/--no-show",
+        help="Show the images in the terminal once saved (default: config show).",
+        show_default=False,
+    ),
+]

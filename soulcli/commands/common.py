@@ -45,7 +45,9 @@ class SpinnerWatcher(Watcher):
         ui.warn(message)
 
 
-def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None) -> ExitCode:
+def report(
+    outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = None, show: bool = False
+) -> ExitCode:
     """Print saved paths (or one JSON object) on stdout and problems on stderr."""
     task_id = outcome.snapshot.task_id
     for image in outcome.saved:
@@ -73,6 +75,10 @@ def report(outcome: Outcome, *, as_json: bool, extra: dict[str, Any] | None = No
     else:
         for image in outcome.saved:
             ui.emit(str(image.path))
+        if show and (outcome.saved or outcome.missing):
+            from soulcli.commands.show import outcome_pictures, show_pictures
+
+            show_pictures(outcome_pictures(outcome, extra or {}), only_on_terminal=True)
     code = outcome.exit_code
     if code == ExitCode.DOWNLOAD:
         ui.say(

@@ -21,7 +21,7 @@ app = new_app(
 KeyArgument = Annotated[
     str,
     typer.Argument(
-        help="api_key, base_url, style, aspect_ratio, quality, out_dir or confirm_above."
+        help="api_key, base_url, style, aspect_ratio, quality, out_dir, confirm_above or show."
     ),
 ]
 
@@ -215,6 +215,13 @@ def validate_value(name: str, value: str) -> str:
 
         try:
             return format(parse_ptc(text), "f")
+        except ConfigError as exc:
+            raise UsageError(exc.message) from exc
+    if name == "show":
+        from soulcli.config import parse_flag
+
+        try:
+            return parse_flag(text)
         except ConfigError as exc:
             raise UsageError(exc.message) from exc
     if name == "quality":

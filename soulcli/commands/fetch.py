@@ -9,7 +9,7 @@ import typer
 
 from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
-from soulcli.options import TimeoutOption
+from soulcli.options import ShowOption, TimeoutOption
 from soulcli.resume import (
     already_saved,
     followed_elsewhere,
@@ -61,6 +61,7 @@ def fetch(
         bool,
         typer.Option("--last", help="Fetch the newest task in the ledger, whatever its state."),
     ] = False,
+    show: ShowOption = None,
 ) -> None:
     """Resume unfinished tasks and save their images, or save or show one task.
 
@@ -81,16 +82,24 @@ def fetch(
 
     settings = effective_settings()
     limit = timeout or DEFAULT_WAIT_TIMEOUT
+    show_images = settings.show if show is None else show
     with Ledger.open() as ledger:
         if last:
             if task_id is not None:
                 raise UsageError("give a task id or --last, not both")
-            resume_last(ledger, settings, out=out, as_json=json_, timeout=limit)
+            resume_last(ledger, settings, out=out, as_json=json_, timeout=limit, show=show_images)
         elif task_id is None:
-            resume_all(ledger, settings, out=out, as_json=json_, timeout=limit)
+            resume_all(ledger, settings, out=out, as_json=json_, timeout=limit, show=show_images)
         else:
             by_id(
-                ledger, settings, task_id.strip(), wait=wait, out=out, as_json=json_, timeout=limit
+                ledger,
+                settings,
+                task_id.strip(),
+                wait=wait,
+                out=out,
+                as_json=json_,
+                timeout=limit,
+                show=show_images,
             )
 
 
@@ -106,6 +115,7 @@ def resume_all(
     out: Path | None,
     as_json: bool,
     timeout: float,
+    show: bool = False,
 ) -> None:
     """Finish every unfinished ledger task, oldest first, each into its recorded directory.
 
@@ -163,6 +173,7 @@ def resume_all(
                 record,
                 out=out,
                 as_json=as_json,
+                show=show,
                 # what is left of it, to a tenth of a second ("after 3s", not 2.99999s)
                 timeout=round(max(0.0, deadline - time.monotonic()), 1),
                 position=f"[{number}/{total}] " if total > 1 else "",
@@ -214,6 +225,7 @@ def _resume_one(
     as_json: bool,
     timeout: float,
     position: str,
+    show: bool = False,
 ) -> ExitCode:
     """Resume one of many tasks; its problem is reported here and returned as its exit code."""
     from soulcli import ui
@@ -225,7 +237,9 @@ def _resume_one(
             f"soul: {position}resuming task {record.remote_id} "
             f"({shorten(record.prompt, 40)!r}) into {out_dir}"
         )
-        return _follow_recorded(client, ledger, record, out_dir, timeout=timeout, as_json=as_json)
+        return _follow_recorded(
+            client, ledger, record, out_dir, timeout=timeout, as_json=as_json, show=show
+        )
     except SoulError as exc:
         if exc.exit_code in _ENDS_EVERYTHING:
             raise
@@ -241,6 +255,7 @@ def resume_last(
     out: Path | None,
     as_json: bool,
     timeout: float,
+    show: bool = False,
 ) -> None:
     """`--last`: report (or finish) the newest ledger task, whatever its state."""
     from soulcli import ui
@@ -262,13 +277,15 @@ def resume_last(
         )
     out_dir = images_dir(record, out)
     if already_saved(record, out_dir):
-        raise typer.Exit(int(report_record(record, as_json=as_json)))
+        raise typer.Exit(int(report_record(record, as_json=as_json, show=show)))
     refuse_if_followed(ledger, record)
     ui.say(
         f"soul: resuming task {record.remote_id} ({shorten(record.prompt, 40)!r}) into {out_dir}"
     )
     with open_client(settings) as client:
-        code = _follow_recorded(client, ledger, record, out_dir, timeout=timeout, as_json=as_json)
+        code = _follow_recorded(
+            client, ledger, record, out_dir, timeout=timeout, as_json=as_json, show=show
+        )
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
 
@@ -281,6 +298,7 @@ def _follow_recorded(
     *,
     timeout: float,
     as_json: bool,
+    show: bool = False,
 ) -> ExitCode:
     """Wait for a ledger task, save its images as generate would have, and report them."""
     from soulcli.commands.common import SpinnerWatcher, report
@@ -300,10 +318,10 @@ def _follow_recorded(
             watcher=SpinnerWatcher(), stem=record.image_stem, submitted_at=record.created_at
         ),
     )
-    return report(outcome, as_json=as_json, extra=request_json(record.request()))
+    return report(outcome, as_json=as_json, extra=request_json(record.request()), show=show)
 
 
-def report_record(record: TaskRecord, *, as_json: bool) -> ExitCode:
+def report_record(record: TaskRecord, *, as_json: bool, show: bool = False) -> ExitCode:
     """Print a finished ledger task like generate would have: paths, or one JSON object."""
     from soulcli import ui
     from soulcli.follow import request_json
@@ -333,6 +351,10 @@ def report_record(record: TaskRecord, *, as_json: bool) -> ExitCode:
     else:
         for image in saved:
             ui.emit(str(image["path"]))
+        if show:
+            from soulcli.commands.show import show_pictures, task_pictures
+
+            show_pictures(task_pictures(record), only_on_terminal=True)
     return {"completed": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(
         record.state, ExitCode.TASK_FAILED
     )
@@ -347,6 +369,7 @@ def by_id(
     out: Path | None,
     as_json: bool,
     timeout: float,
+    show: bool = False,
 ) -> None:
     """Save one task's images, or only look at it; update its ledger row if soul submitted it.
 
@@ -371,7 +394,7 @@ def by_id(
             f"{task_id!r} is not a task id", hint="task ids look like higgsfield_472f8f0319ac"
         )
     if out is None and record is not None and record.out_dir:
-        out_dir = _into_recorded_dir(ledger, record, wait=wait, as_json=as_json)
+        out_dir = _into_recorded_dir(ledger, record, wait=wait, as_json=as_json, show=show)
     else:
         out_dir = prepare_out_dir(Path(out).expanduser()) if out is not None else None
         if record is not None and (wait or out_dir is not None):
@@ -399,7 +422,7 @@ def by_id(
         extra: dict[str, Any] = {"jobs": jobs_json(outcome)}
         if record is not None:
             extra.update(request_json(record.request()))
-        code = report(outcome, as_json=as_json, extra=extra)
+        code = report(outcome, as_json=as_json, extra=extra, show=show)
         if code != ExitCode.OK:
             raise typer.Exit(int(code))
         return
@@ -416,7 +439,7 @@ def by_id(
 
 
 def _into_recorded_dir(
-    ledger: Ledger, record: TaskRecord, *, wait: bool, as_json: bool
+    ledger: Ledger, record: TaskRecord, *, wait: bool, as_json: bool, show: bool = False
 ) -> Path | None:
     """The directory a ledger task was submitted with, where `soul fetch N` saves it.
 
@@ -429,7 +452,7 @@ def _into_recorded_dir(
 
     out_dir = images_dir(record, None)
     if already_saved(record, out_dir):
-        raise typer.Exit(int(report_record(record, as_json=as_json)))
+        raise typer.Exit(int(report_record(record, as_json=as_json, show=show)))
     if wait:
         refuse_if_followed(ledger, record)
     else:

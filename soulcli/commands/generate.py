@@ -20,6 +20,7 @@ from soulcli.options import (
     QualityOption,
     RatioOption,
     SeedOption,
+    ShowOption,
     StyleOption,
     TimeoutOption,
     YesOption,
@@ -71,6 +72,7 @@ def generate(
         ),
     ] = None,
     yes: YesOption = False,
+    show: ShowOption = None,
 ) -> None:
     """Generate 4 images from a prompt and save them.
 
@@ -173,7 +175,12 @@ def generate(
                 tracked=Tracked(ledger, local_id, request),
                 options=FollowOptions(watcher=SpinnerWatcher(), just_submitted=True, stem=name),
             )
-            code = report(outcome, as_json=json_, extra=request_json(request))
+            code = report(
+                outcome,
+                as_json=json_,
+                extra=request_json(request),
+                show=settings.show if show is None else show,
+            )
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
 

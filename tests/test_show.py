@@ -1,0 +1,133 @@
+"""`soul show` and `--show`: the grid renderer per protocol, pipes, and the terminal."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from soulcli.fake302 import Fake302
+from soulcli.terminal_images import Picture, render
+from tests.conftest import run_soul
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture
+def four(tmp_path: Path) -> list[Picture]:
+    """Four 1152 px images of one colour each, labelled #1 to #4."""
+    pictures = []
+    for number, colour in enumerate(COLOURS, 1):
+        path = tmp_path / f"img_{number}.png"
+        Image.new("RGB", (1152, 1152), colour).save(path)
+        pictures.append(Picture(path, f"#{number} Tokyo · seed 7"))
+    return pictures
+
+
+def drawn(pictures: list[Picture], protocol: str, width: int = 80) -> str:
+    """What the renderer writes through Rich (Kitty's image data goes straight to the
+    real stdout instead: see its test)."""
+    console = Console(
+        file=io.StringIO(), force_terminal=True, width=width, height=40, color_system="truecolor"
+    )
+    render(pictures, console, protocol=protocol)
+    assert isinstance(console.file, io.StringIO)
+    return console.file.getvalue()
+
+
+def test_half_blocks_fill_a_two_by_two_grid_in_order(four: list[Picture]) -> None:
+    text = drawn(four, "halfblock", width=40)
+    lines = text.splitlines()
+    labels = [n for n, line in enumerate(lines) if "#" in ANSI.sub("", line)]
+    assert len(labels) == 2  # two rows, each with its label line under it
+    first_row = lines[: labels[0]]
+    assert first_row and all(ANSI.sub("", line).count("▀") == 40 for line in first_row)
+    # Left tile red, right tile green; second row blue then yellow.
+    assert first_row[0].startswith("\x1b[38;2;255;0;0")
+    assert "38;2;0;255;0" in first_row[0].rsplit("\x1b[0m", 3)[-3]
+    second = lines[labels[0] + 1]
+    assert second.startswith("\x1b[38;2;0;0;255")
+    plain = [ANSI.sub("", lines[n]) for n in labels]
+    assert plain[0].startswith("#1 Tokyo") and "#2 Tokyo" in plain[0]
+    assert plain[1].startswith("#3 Tokyo") and "#4 Tokyo" in plain[1]
+    assert all(len(line) <= 40 for line in plain)
+
+
+def test_sixel_frames_each_row_as_one_image(four: list[Picture]) -> None:
+    text = drawn(four, "sixel")
+    frames = re.findall(r"\x1bP([0-9;]*)q(.*?)\x1b\\", text, flags=re.S)
+    assert len(frames) == 2  # one image per row of the grid
+    for _, body in frames:
+        assert body.startswith('"') and "#" in body  # raster attributes, colour registers
+    # The cursor is saved before and restored after each image.
+    assert text.count("\x1b7") == 2 and text.count("\x1b8") == 2
+
+
+def test_kitty_transmits_each_row_and_places_it_with_placeholders(
+    four: list[Picture], capfd: pytest.CaptureFixture[str]
+) -> None:
+    text = drawn(four, "kitty")
+    direct = capfd.readouterr().out
+    transmissions = re.findall(r"\x1b_G([^;]*);", direct)
+    assert transmissions and all("f=100" in keys for keys in transmissions)  # PNG data
+    placements = re.findall(r"\x1b_Ga=p,([^\x1b]*)\x1b\\", direct)
+    assert len(placements) == 2  # one image per row
+    assert "\U0010eeee" in text  # the Unicode placeholders the image is drawn into
+    assert "#1 Tokyo" in text and "#4 Tokyo" in text
+
+
+def test_a_placeholder_tile_says_why(four: list[Picture]) -> None:
+    four[3] = Picture(None, "#4 Tokyo · seed 7", "nsfw")
+    text = drawn(four, "halfblock")
+    assert "#4 Tokyo · seed 7 (nsfw)" in ANSI.sub("", text)
+
+
+def test_show_piped_prints_the_paths_of_the_newest_task(fake: Fake302, tmp_path: Path) -> None:
+    made = run_soul("generate", "a dog", "--name", "dog", "--out", str(tmp_path), fake=fake)
+    assert made.code == 0
+    shown = run_soul("show", fake=fake)
+    assert shown.code == 0
+    assert shown.lines == made.lines  # the same 4 paths, no escape codes (run_soul checks)
+    by_path = run_soul("show", made.lines[1], "#1", fake=fake)
+    assert by_path.lines == [made.lines[1], *made.lines]
+
+
+def test_show_errors_are_one_line(fake: Fake302, tmp_path: Path) -> None:
+    nothing = run_soul("show", fake=fake)
+    assert nothing.code == 7 and "no task" in nothing.stderr
+    unknown = run_soul("show", str(tmp_path / "nope.png"), fake=fake)
+    assert unknown.code == 2 and len(unknown.stderr.splitlines()) == 1
+    protocol = run_soul("show", "--protocol", "iterm", fake=fake)
+    assert protocol.code == 2 and "--protocol" in protocol.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("width", [40, 120])
+def test_show_in_a_terminal_fits_the_width_and_the_height(
+    fake: Fake302, tmp_path: Path, width: int
+) -> None:
+    from tests.test_screens import finished, rows_of
+    from tests.test_terminal import Terminal, terminal_env
+
+    made = run_soul("generate", "a dog", "--out", str(tmp_path), "--style", "Tokyo", fake=fake)
+    assert made.code == 0
+    terminal = Terminal(["bash", "--norc", "--noprofile"], width=width, env=terminal_env(fake))
+    try:
+        terminal.type("PS1='$ '; clear; soul show --protocol halfblock; echo EXIT=$?", enter=True)
+        lines = rows_of(terminal.wait_for(finished, "soul show"))
+    finally:
+        terminal.close()
+    assert "EXIT=0" in lines
+    blocks = [line for line in lines if "▀" in line]
+    labels = [line for line in lines if line.startswith("#")]
+    assert len(labels) == 2 and labels[0].startswith("#1 Tokyo") and "#2" in labels[0]
+    assert labels[1].startswith("#3") and "#4" in labels[1]
+    assert blocks and all(len(line) <= width for line in lines)
+    # The grid fits the 30-line pane: its image rows, 2 label lines, the prompt lines.
+    assert len(blocks) + len(labels) <= 28
