@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "show": ("soulcli.commands.show", "Show a task's images in the terminal."),
+    "sweep": ("soulcli.commands.sweep", "One prompt across many styles, on one sheet."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
     "doctor": ("soulcli.commands.doctor", "Check config, key and API host; spends nothing."),
     "mcp": ("soulcli.commands.mcp", "Serve soul's tools to AI agents (MCP, stdio)."),

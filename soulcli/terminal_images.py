@@ -125,8 +125,10 @@ def render(
     *,
     protocol: str = "auto",
     columns: int | None = None,
+    fit_height: bool = True,
 ) -> None:
-    """Draw the pictures as a grid of labelled tiles on `console`, row by row."""
+    """Draw the pictures as a grid of labelled tiles on `console`, row by row; with
+    `fit_height`, small enough for the whole grid to fit the screen."""
     from rich.text import Text
 
     image_class = renderer(protocol)
@@ -136,9 +138,9 @@ def render(
     cell_width = max(1, (width - GAP_CELLS * (count - 1)) // count)
     # The whole grid fits the screen's height too (a cell is about twice as tall as it
     # is wide): four square tiles at 120 columns would otherwise be 60 lines tall.
-    room = max(8, console.height - 2) // rows - 1  # each row's label takes a line
-    aspect = _aspect(pictures)
-    cell_width = max(8, min(cell_width, int(room * 2 / aspect)))
+    if fit_height:
+        room = max(8, console.height - 2) // rows - 1  # each row's label takes a line
+        cell_width = max(8, min(cell_width, int(room * 2 / _aspect(pictures))))
     for start in range(0, len(pictures), count):
         row = pictures[start : start + count]
         row_cells = len(row) * cell_width + GAP_CELLS * (len(row) - 1)

@@ -25,9 +25,10 @@ from soulcli.options import (
 )
 
 if TYPE_CHECKING:
-    from soulcli.batchfile import BatchLine
+    from soulcli.batchfile import BatchDefaults, BatchLine
     from soulcli.batchplan import Plan
     from soulcli.batchrun import LineResult
+    from soulcli.config import Settings
 
 
 def batch(
@@ -95,26 +96,14 @@ def batch(
       soul batch prompts.txt --dry-run
       soul batch prompts.txt -c 8 --json | jq -r '.images[].path'
     """
-    from soulcli import ui
-    from soulcli.batchfile import (
-        BatchDefaults,
-        BatchFileError,
-        batch_key,
-        decode_batch,
-        parse_batch,
-    )
-    from soulcli.batchplan import make_plan
-    from soulcli.config import check_base_url, effective_settings, parse_ptc
-    from soulcli.errors import ConfigError
-    from soulcli.ledger import Ledger
-    from soulcli.models import SUBMIT_PATH, format_ptc
+    from soulcli.batchfile import BatchDefaults, decode_batch
+    from soulcli.config import effective_settings
 
     if resume and again:
         raise UsageError("--resume and --again contradict each other; choose one")
     settings = effective_settings()
     source = "stdin" if file == "-" else file
-    data = read_batch_bytes(file)
-    text = decode_batch(data, source)
+    text = decode_batch(read_batch_bytes(file), source)
     defaults = BatchDefaults(
         style=style if style is not None else settings.style,
         ar=ar if ar is not None else settings.aspect_ratio,
@@ -124,6 +113,53 @@ def batch(
         enhance=enhance,
         out=str(out) if out is not None else settings.out_dir,
     )
+    results = run_batch(
+        text,
+        source,
+        defaults,
+        settings=settings,
+        as_json=json_,
+        concurrency=concurrency,
+        max_cost=max_cost,
+        resume=resume,
+        again=again,
+        yes=yes,
+        timeout=timeout,
+        dry_run=dry_run,
+        confirm_above=settings.confirm_above,
+    )
+    exit_for(results)
+
+
+def run_batch(
+    text: str,
+    source: str,
+    defaults: BatchDefaults,
+    *,
+    settings: Settings,
+    as_json: bool,
+    concurrency: int,
+    max_cost: str | None,
+    resume: bool,
+    again: bool,
+    yes: bool,
+    timeout: float | None,
+    dry_run: bool,
+    confirm_above: Decimal | None,
+) -> list[LineResult]:
+    """Check, plan, price, confirm and run a batch's lines; print and summarize them.
+
+    Used by `soul batch` and `soul sweep`. Returns every line's result (none for a dry
+    run); raises for a stop (Ctrl-C), a refusal, or a cost above `max_cost`.
+    """
+    from soulcli import ui
+    from soulcli.batchfile import BatchFileError, batch_key, parse_batch
+    from soulcli.batchplan import make_plan
+    from soulcli.config import check_base_url, parse_ptc
+    from soulcli.errors import ConfigError
+    from soulcli.ledger import Ledger
+    from soulcli.models import SUBMIT_PATH, format_ptc
+
     try:
         lines = parse_batch(text, defaults, source=source)
     except BatchFileError as exc:
@@ -137,11 +173,11 @@ def batch(
     if dry_run:
         url = check_base_url(settings.base_url) + SUBMIT_PATH
         plan = dry_run_plan(lines, batch_key(text, defaults), again=again)
-        print_dry_run(plan.new if plan else lines, source, url=url, as_json=json_)
+        print_dry_run(plan.new if plan else lines, source, url=url, as_json=as_json)
         total = plan.cost if plan else sum((ln.request.price for ln in lines), Decimal(0))
         what = describe_plan(plan) if plan else f"{len(lines)} new ({format_ptc(total)} PTC)"
         ui.say(f"soul: dry run of {source} (POST {url}): {what}; nothing was sent")
-        return
+        return []
 
     with Ledger.open() as ledger:
         key = batch_key(text, defaults)
@@ -163,12 +199,12 @@ def batch(
         if plan.new:
             from soulcli.commands.generate import confirm_price
 
-            confirm_price(cost, settings.confirm_above, yes=yes)
+            confirm_price(cost, confirm_above, yes=yes)
         from soulcli.batchrun import run_plan
         from soulcli.commands.batch_progress import BatchProgress
 
         progress = BatchProgress(
-            len(lines), already_done=len(plan.done), live=ui.stderr_is_terminal(), as_json=json_
+            len(lines), already_done=len(plan.done), live=ui.stderr_is_terminal(), as_json=as_json
         )
         results, code = run_plan(
             plan,
@@ -190,6 +226,11 @@ def batch(
             hint="tasks in flight are kept in the ledger and will not be sent twice",
             exit_code=code,
         )
+    return results
+
+
+def exit_for(results: list[LineResult]) -> None:
+    """Exit 17 if a task could not be recorded, 16 if any line did not complete."""
     if any(result.state == UNRECORDED for result in results):
         raise typer.Exit(int(ExitCode.UNRECORDED))
     if any(result.state != "completed" for result in results):

@@ -58,7 +58,11 @@ def show(
 
 
 def show_pictures(
-    pictures: list[Picture], *, protocol: str = "auto", only_on_terminal: bool = False
+    pictures: list[Picture],
+    *,
+    protocol: str = "auto",
+    only_on_terminal: bool = False,
+    fit_height: bool = True,
 ) -> None:
     """Draw on a terminal; piped, print the paths of the images there are (unless
     `only_on_terminal`: after generate or fetch, which printed them already)."""
@@ -76,7 +80,7 @@ def show_pictures(
 
     from soulcli.terminal_images import render
 
-    render(pictures, Console(highlight=False), protocol=protocol)
+    render(pictures, Console(highlight=False), protocol=protocol, fit_height=fit_height)
 
 
 def outcome_pictures(outcome: Outcome, request: dict[str, Any]) -> list[Picture]:

@@ -34,6 +34,14 @@ def styles(
         bool, typer.Option("--no-pager", help="Do not page long output on a terminal.")
     ] = False,
     json_: JsonFlag = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show",
+            help="Show each style's preview image with its name (downloaded once, kept "
+            "in the cache); piped, print the cached previews' paths.",
+        ),
+    ] = False,
 ) -> None:
     """List the styles you can pass to --style, with the price of each quality.
 
@@ -44,6 +52,7 @@ def styles(
     \b
     Examples:
       soul styles --search y2k
+      soul styles --search film --show
       soul styles --json | jq -r '.[].name'
     """
     from soulcli import ui
@@ -62,10 +71,35 @@ def styles(
     if not found:
         ui.say(f"soul: no style matches {search!r}; run `soul styles` for all {len(load_styles())}")
         return
+    if show:
+        show_previews(found)
+        return
     if sys.stdout.isatty() and not wide:
         _print_table(found, search, pager=not no_pager)
     else:
         _print_plain(found, pager=not no_pager)
+
+
+def show_previews(found: list[Style]) -> None:
+    """The styles' preview images as a labelled grid; a preview that could not be
+    downloaded is a placeholder tile, not an error."""
+    from soulcli import ui
+    from soulcli.commands.show import show_pictures
+    from soulcli.previews import cached_previews
+    from soulcli.terminal_images import Picture
+
+    paths = cached_previews(found)
+    missing = [s.name for s in found if paths.get(s.id) is None]
+    if missing:
+        ui.warn(
+            f"no preview for {len(missing)} of {len(found)} styles (offline?): "
+            + ", ".join(missing[:3])
+            + (" ..." if len(missing) > 3 else "")
+        )
+    pictures = [
+        Picture(paths.get(s.id), s.name, "" if paths.get(s.id) else "no preview") for s in found
+    ]
+    show_pictures(pictures, fit_height=False)  # a long list scrolls, as text would
 
 
 def price_per_quality() -> dict[str, float]:
