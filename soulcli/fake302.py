@@ -3,8 +3,10 @@
 Run it with `python -m soulcli.fake302`; tests start it in-process with `Fake302()`.
 It follows the API page in the project's shared notes: bearer auth, a validated
 submit body, both documented submit answers, jobs moving queued -> in_progress ->
-terminal over configurable times, real PNG bytes from a second port, and faults
-injected on demand. It records every request it receives.
+terminal over configurable times, and faults injected on demand. A second port is the
+image host: each result is a real PNG that shows its request (style name, image number,
+colours from prompt and seed), and /soul-style/ serves the catalog's style previews.
+It records every request it receives.
 """
 
 from __future__ import annotations
@@ -401,10 +403,11 @@ PREVIEW_SIZE = (256, 342)  # a catalog preview's shape (3:4)
 
 
 @lru_cache(maxsize=128)
-def preview_jpeg(file_name: str) -> bytes | None:
-    """The JPEG the fake's CDN serves as a style's preview, or None for an unknown file.
+def preview_image(file_name: str) -> bytes | None:
+    """The file the fake's CDN serves as a style's preview, or None for an unknown one.
 
-    Its colour comes from the style's name, which is written on it.
+    A JPEG, or a WebP where the catalog's URL ends in .webp (13 of the 60 do), of a
+    colour derived from the style's name, with the name written on it.
     """
     import colorsys
     import hashlib
@@ -432,6 +435,8 @@ def preview_jpeg(file_name: str) -> bytes | None:
             stroke_width=2,
             stroke_fill="black",
         )
+    if file_name.endswith(".webp"):
+        return _encode(image, "WEBP", quality=80)
     return _encode(image, "JPEG", quality=85)
 
 
@@ -706,14 +711,14 @@ class _ImageHandler(_Handler):
     def do_GET(self) -> None:
         self._record(b"")
         settings = self.state.settings
-        preview = re.fullmatch(r"/soul-style/([A-Za-z0-9_-]+\.jpg)", self.path)
+        preview = re.fullmatch(r"/soul-style/([A-Za-z0-9_-]+\.(jpg|webp))", self.path)
         if preview is not None:
             # The CDN's style previews (SOUL_PREVIEW_BASE points soul here).
-            jpeg = preview_jpeg(preview.group(1))
-            if jpeg is None:
+            picture = preview_image(preview.group(1))
+            if picture is None:
                 self._error(404, "no such preview")
                 return
-            self._serve(jpeg, "image/jpeg")
+            self._serve(picture, "image/webp" if preview.group(2) == "webp" else "image/jpeg")
             return
         match = re.fullmatch(r"/images/([^/]+)/(\d)/(raw|min)\.png", self.path)
         with self.state.lock:
