@@ -279,12 +279,6 @@ def request_digest(prompt: str, style_id: str, seed: int) -> bytes:
     return hashlib.sha256(f"{prompt}\x00{style_id.lower()}\x00{seed}".encode()).digest()
 
 
-# Palette slots of a fake picture: the gradient, then the shapes' colours, then the label's.
-_GRADIENT_SLOTS = 240
-_SHAPE_SLOTS = (240, 241, 242)
-_TEXT_SLOT, _STROKE_SLOT = 243, 244
-
-
 @lru_cache(maxsize=32)
 def picture_png(
     width: int,
@@ -295,36 +289,66 @@ def picture_png(
     index: int = 1,
     pad_to: int | None = None,
 ) -> bytes:
-    """A PNG that shows which request and image it is.
+    """A PNG that shows which request and image it is, padded to `pad_to` bytes if given.
 
-    A diagonal gradient whose two colours come from a hash of (prompt, style, seed),
-    a few shapes placed by that hash and the image index, and the style's name with
-    "#index". Palette mode: at 2048x2048 an RGB PNG takes Pillow ~100 ms to encode,
-    a paletted one ~10 ms. Cached: the servers ask for the same images repeatedly.
+    A gradient whose two colours come from a hash of (prompt, style, seed), a few
+    shapes placed by that hash and the image index, and the style's name with
+    "#index". Cached: the servers ask for the same images repeatedly.
+    """
+    digest = request_digest(prompt, style_id, seed)
+    label = f"{_style_name(style_id)} #{index}"
+    data = _draw_picture(width, height, digest, index, label, gradient=True)
+    if pad_to is None:
+        return data
+    if len(data) + 12 > pad_to:
+        # Padding only adds: a flat background (a few KB) keeps small sizes exact.
+        data = _draw_picture(width, height, digest, index, label, gradient=False)
+    room = pad_to - len(data) - 12
+    if room >= 0:
+        # An ancillary private chunk before IEND pads the file to an exact size and
+        # stays a valid PNG (readers skip chunks they do not know).
+        data = data[:-12] + png_chunk(b"soUl", _padding(room)) + data[-12:]
+    return data
+
+
+def _draw_picture(
+    width: int, height: int, digest: bytes, index: int, label: str, *, gradient: bool
+) -> bytes:
+    """Draw and encode one fake picture.
+
+    Palette mode: at 2048x2048 Pillow encodes an RGB PNG in ~100 ms, a paletted one
+    in ~20. The gradient runs top to bottom (bottom to top for even indexes): rows of
+    one colour keep the file small (~30 KB), so `image_size` can pad most sizes; without
+    the gradient, 4 bits a pixel make the smallest file (~16 KB at 2048x2048).
     """
     import colorsys
     import random
 
     from PIL import Image, ImageDraw
 
-    digest = request_digest(prompt, style_id, seed)
+    # The palette: the gradient's levels (one colour without a gradient), the shapes'
+    # three colours, then the label's white and black outline.
+    levels = 240 if gradient else 1
+    shapes, text, stroke = (levels, levels + 1, levels + 2), levels + 3, levels + 4
     hue = digest[0] / 255
     start = colorsys.hsv_to_rgb(hue, 0.55 + digest[1] / 640, 0.55 + digest[2] / 640)
     end = colorsys.hsv_to_rgb((hue + 0.3 + digest[3] / 850) % 1, 0.7, 0.35 + digest[4] / 850)
     palette: list[int] = []
-    for slot in range(_GRADIENT_SLOTS):
-        share = slot / (_GRADIENT_SLOTS - 1)
+    for slot in range(levels):
+        share = slot / (levels - 1) if levels > 1 else 0.5
         palette += [round(255 * (a + (b - a) * share)) for a, b in zip(start, end, strict=True)]
     for shift in (0.5, 0.62, 0.83):  # shape colours: across the wheel from the gradient
         palette += [round(255 * c) for c in colorsys.hsv_to_rgb((hue + shift) % 1, 0.8, 0.95)]
-    palette += [255, 255, 255, 0, 0, 0]  # the label: white with a black outline
-    # Resizing a 2x2 image spreads its corners over the whole picture: a gradient in a
-    # few ms. Each image index turns the gradient another way.
-    corners = [[0, 90, 165, 239], [239, 165, 90, 0], [90, 0, 239, 165], [165, 239, 0, 90]]
-    seed_image = Image.new("L", (2, 2))
-    seed_image.putdata(corners[(index - 1) % 4])
-    image = seed_image.resize((width, height), Image.Resampling.BILINEAR)
-    image.putpalette(palette)  # the L values become palette slots: a "P" image
+    palette += [255, 255, 255, 0, 0, 0]
+    if gradient:
+        # Resizing a 1x2 image spreads its two values over the height: a gradient in ms.
+        ends = Image.new("L", (1, 2))
+        ends.putdata([0, levels - 1] if index % 2 else [levels - 1, 0])
+        image = ends.resize((width, height), Image.Resampling.BILINEAR)
+        image.putpalette(palette)  # the L values become palette slots: a "P" image
+    else:
+        image = Image.new("P", (width, height), 0)
+        image.putpalette(palette)
     draw = ImageDraw.Draw(image)
     rng = random.Random(digest + bytes([index % 256]))
     side = min(width, height)
@@ -332,23 +356,19 @@ def picture_png(
         radius = rng.uniform(0.06, 0.2) * side
         x, y = rng.uniform(0, width), rng.uniform(0, height * 0.8)
         box = (x - radius, y - radius, x + radius, y + radius)
-        fill = _SHAPE_SLOTS[shape % len(_SHAPE_SLOTS)]
+        fill = shapes[shape % len(shapes)]
         if rng.random() < 0.5:
             draw.ellipse(box, fill=fill)
         else:
             draw.rectangle(box, fill=fill)
-    _label(draw, f"{_style_name(style_id)} #{index}", width, height)
-    data = _encode(image, "PNG", compress_level=3)
-    if pad_to is not None:
-        # An ancillary private chunk before IEND pads the file to an exact size and
-        # stays a valid PNG (readers skip chunks they do not know).
-        room = pad_to - len(data) - 12
-        if room >= 0:
-            data = data[:-12] + png_chunk(b"soUl", _padding(room)) + data[-12:]
-    return data
+    _label(draw, label, width, height, text, stroke)
+    if gradient:
+        return _encode(image, "PNG", compress_level=6)
+    # Six colours fit in 4 bits a pixel: half the bytes of 8, for the smallest file.
+    return _encode(image, "PNG", compress_level=9, bits=4)
 
 
-def _label(draw: Any, text: str, width: int, height: int) -> None:
+def _label(draw: Any, text: str, width: int, height: int, fill: int, outline: int) -> None:
     """Write `text` near the bottom left, as large as fits the width."""
     size = max(6, min(width, height) // 12)
     font = _font(size)
@@ -361,9 +381,9 @@ def _label(draw: Any, text: str, width: int, height: int) -> None:
         (margin, height - margin - size * 1.2),
         text,
         font=font,
-        fill=_TEXT_SLOT,
+        fill=fill,
         stroke_width=stroke,
-        stroke_fill=_STROKE_SLOT,
+        stroke_fill=outline,
     )
 
 
