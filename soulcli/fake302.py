@@ -3,8 +3,10 @@
 Run it with `python -m soulcli.fake302`; tests start it in-process with `Fake302()`.
 It follows the API page in the project's shared notes: bearer auth, a validated
 submit body, both documented submit answers, jobs moving queued -> in_progress ->
-terminal over configurable times, real PNG bytes from a second port, and faults
-injected on demand. It records every request it receives.
+terminal over configurable times, and faults injected on demand. A second port is the
+image host: each result is a real PNG that shows its request (style name, image number,
+colours from prompt and seed), and /soul-style/ serves the catalog's style previews.
+It records every request it receives.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class FakeSettings:
     submit_delay: float = 0.0  # hold every submit open this long after creating its task
     image_size: int | None = None  # pad PNGs to this many bytes (benchmarks)
     bandwidth: float | None = None  # bytes per second per image response (benchmarks)
+    image_latency: float = 0.0  # seconds between an image's headers and its body
     small_images: bool = False  # 64x64 images instead of the real sizes (faster tests)
     fault_message: str | None = None  # the error message sent with injected error statuses
     submit_body: bytes | None = None  # if set, every valid submit is answered 200 with this
@@ -244,6 +247,7 @@ CONTENT_TYPES = {
 def image_bytes(task: FakeTask, index: int, variant: str, settings: FakeSettings) -> bytes:
     """The file served for one job of a task: a PNG of its real size (a quarter for `min`).
 
+    The picture shows what was asked (see `picture_png`), so results can be told apart.
     `image_size` pads the full image only, so a preview stays smaller, as real ones are.
     """
     if settings.image_format in SAMPLES:
@@ -255,7 +259,216 @@ def image_bytes(task: FakeTask, index: int, variant: str, settings: FakeSettings
         if variant == "min":
             width, height = max(1, width // 4), max(1, height // 4)
     pad_to = settings.image_size if variant == "raw" else None
-    return make_png(width, height, index, pad_to) + settings.image_trailer
+    body = task.body
+    picture = picture_png(
+        width,
+        height,
+        str(body.get("prompt", "")),
+        str(body.get("style_id", "")),
+        int(body.get("seed", 0)),
+        index,
+        pad_to,
+    )
+    return picture + settings.image_trailer
+
+
+def request_digest(prompt: str, style_id: str, seed: int) -> bytes:
+    """The hash a fake picture is drawn from: equal requests, equal pictures."""
+    import hashlib
+
+    return hashlib.sha256(f"{prompt}\x00{style_id.lower()}\x00{seed}".encode()).digest()
+
+
+@lru_cache(maxsize=32)
+def picture_png(
+    width: int,
+    height: int,
+    prompt: str,
+    style_id: str,
+    seed: int,
+    index: int = 1,
+    pad_to: int | None = None,
+) -> bytes:
+    """A PNG that shows which request and image it is, padded to `pad_to` bytes if given.
+
+    A gradient whose two colours come from a hash of (prompt, style, seed), a few
+    shapes placed by that hash and the image index, and the style's name with
+    "#index". Cached: the servers ask for the same images repeatedly.
+    """
+    digest = request_digest(prompt, style_id, seed)
+    label = f"{_style_name(style_id)} #{index}"
+    data = _draw_picture(width, height, digest, index, label, gradient=True)
+    if pad_to is None:
+        return data
+    if len(data) + 12 > pad_to:
+        # Padding only adds: a flat background (a few KB) keeps small sizes exact.
+        data = _draw_picture(width, height, digest, index, label, gradient=False)
+    room = pad_to - len(data) - 12
+    if room >= 0:
+        # An ancillary private chunk before IEND pads the file to an exact size and
+        # stays a valid PNG (readers skip chunks they do not know).
+        data = data[:-12] + png_chunk(b"soUl", _padding(room)) + data[-12:]
+    return data
+
+
+def _draw_picture(
+    width: int, height: int, digest: bytes, index: int, label: str, *, gradient: bool
+) -> bytes:
+    """Draw and encode one fake picture.
+
+    Palette mode: at 2048x2048 Pillow encodes an RGB PNG in ~100 ms, a paletted one
+    in ~20. The gradient runs top to bottom (bottom to top for even indexes): rows of
+    one colour keep the file small (~30 KB), so `image_size` can pad most sizes; without
+    the gradient, 4 bits a pixel make the smallest file (~16 KB at 2048x2048).
+    """
+    import colorsys
+    import random
+
+    from PIL import Image, ImageDraw
+
+    # The palette: the gradient's levels (one colour without a gradient), the shapes'
+    # three colours, then the label's white and black outline.
+    levels = 240 if gradient else 1
+    shapes, text, stroke = (levels, levels + 1, levels + 2), levels + 3, levels + 4
+    hue = digest[0] / 255
+    start = colorsys.hsv_to_rgb(hue, 0.55 + digest[1] / 640, 0.55 + digest[2] / 640)
+    end = colorsys.hsv_to_rgb((hue + 0.3 + digest[3] / 850) % 1, 0.7, 0.35 + digest[4] / 850)
+    palette: list[int] = []
+    for slot in range(levels):
+        share = slot / (levels - 1) if levels > 1 else 0.5
+        palette += [round(255 * (a + (b - a) * share)) for a, b in zip(start, end, strict=True)]
+    for shift in (0.5, 0.62, 0.83):  # shape colours: across the wheel from the gradient
+        palette += [round(255 * c) for c in colorsys.hsv_to_rgb((hue + shift) % 1, 0.8, 0.95)]
+    palette += [255, 255, 255, 0, 0, 0]
+    if gradient:
+        # Resizing a 1x2 image spreads its two values over the height: a gradient in ms.
+        ends = Image.new("L", (1, 2))
+        ends.putdata([0, levels - 1] if index % 2 else [levels - 1, 0])
+        image = ends.resize((width, height), Image.Resampling.BILINEAR)
+        image.putpalette(palette)  # the L values become palette slots: a "P" image
+    else:
+        image = Image.new("P", (width, height), 0)
+        image.putpalette(palette)
+    draw = ImageDraw.Draw(image)
+    rng = random.Random(digest + bytes([index % 256]))
+    side = min(width, height)
+    for shape in range(3 + digest[5] % 3):
+        radius = rng.uniform(0.06, 0.2) * side
+        x, y = rng.uniform(0, width), rng.uniform(0, height * 0.8)
+        box = (x - radius, y - radius, x + radius, y + radius)
+        fill = shapes[shape % len(shapes)]
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=fill)
+        else:
+            draw.rectangle(box, fill=fill)
+    _label(draw, label, width, height, text, stroke)
+    if gradient:
+        return _encode(image, "PNG", compress_level=6)
+    # Six colours fit in 4 bits a pixel: half the bytes of 8, for the smallest file.
+    return _encode(image, "PNG", compress_level=9, bits=4)
+
+
+def _label(draw: Any, text: str, width: int, height: int, fill: int, outline: int) -> None:
+    """Write `text` near the bottom left, as large as fits the width."""
+    size = max(6, min(width, height) // 12)
+    font = _font(size)
+    while size > 6 and draw.textlength(text, font=font) > width * 0.9:
+        size = max(6, int(size * 0.85))
+        font = _font(size)
+    margin = max(1, width // 24)
+    stroke = max(1, size // 12)
+    draw.text(
+        (margin, height - margin - size * 1.2),
+        text,
+        font=font,
+        fill=fill,
+        stroke_width=stroke,
+        stroke_fill=outline,
+    )
+
+
+@lru_cache(maxsize=64)
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _encode(image: Any, kind: str, **options: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> tuple[dict[str, str], dict[str, str]]:
+    """Style names by lower-case id, and by the file name of their preview URL."""
+    from soulcli.catalog import load_styles
+
+    styles = load_styles()
+    by_id = {style.id.lower(): style.name for style in styles}
+    by_file = {
+        style.preview_url.rsplit("/", 1)[-1]: style.name for style in styles if style.preview_url
+    }
+    return by_id, by_file
+
+
+def _style_name(style_id: str) -> str:
+    return _catalog()[0].get(style_id.lower(), style_id[:8] or "style")
+
+
+PREVIEW_SIZE = (256, 342)  # a catalog preview's shape (3:4)
+
+
+@lru_cache(maxsize=128)
+def preview_image(file_name: str) -> bytes | None:
+    """The file the fake's CDN serves as a style's preview, or None for an unknown one.
+
+    A JPEG, or a WebP where the catalog's URL ends in .webp (13 of the 60 do), of a
+    colour derived from the style's name, with the name written on it.
+    """
+    import colorsys
+    import hashlib
+
+    from PIL import Image, ImageDraw
+
+    name = _catalog()[1].get(file_name)
+    if name is None:
+        return None
+    digest = hashlib.sha256(name.encode()).digest()
+    colour = colorsys.hsv_to_rgb(digest[0] / 255, 0.6, 0.45 + digest[1] / 700)
+    width, height = PREVIEW_SIZE
+    image = Image.new("RGB", PREVIEW_SIZE, tuple(round(255 * c) for c in colour))
+    draw = ImageDraw.Draw(image)
+    font = _font(28)
+    lines = _wrap(draw, name, font, width - 24)
+    top = (height - 34 * len(lines)) // 2
+    for number, line in enumerate(lines):
+        left = (width - draw.textlength(line, font=font)) / 2
+        draw.text(
+            (left, top + 34 * number),
+            line,
+            font=font,
+            fill="white",
+            stroke_width=2,
+            stroke_fill="black",
+        )
+    if file_name.endswith(".webp"):
+        return _encode(image, "WEBP", quality=80)
+    return _encode(image, "JPEG", quality=85)
+
+
+def _wrap(draw: Any, text: str, font: Any, width: float) -> list[str]:
+    """`text` in lines no wider than `width` (a longer single word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines or [text]
 
 
 def _validate(body: object) -> str | None:
@@ -517,14 +730,29 @@ class _ImageHandler(_Handler):
 
     def do_GET(self) -> None:
         self._record(b"")
+        settings = self.state.settings
+        preview = re.fullmatch(r"/soul-style/([A-Za-z0-9_-]+\.(jpg|webp))", self.path)
+        if preview is not None:
+            # The CDN's style previews (SOUL_PREVIEW_BASE points soul here).
+            picture = preview_image(preview.group(1))
+            if picture is None:
+                self._error(404, "no such preview")
+                return
+            self._serve(picture, "image/webp" if preview.group(2) == "webp" else "image/jpeg")
+            return
         match = re.fullmatch(r"/images/([^/]+)/(\d)/(raw|min)\.png", self.path)
         with self.state.lock:
             task = self.state.tasks.get(match.group(1)) if match else None
         if match is None or task is None:
             self._error(404, "no such image")
             return
-        settings = self.state.settings
         data = image_bytes(task, int(match.group(2)), match.group(3), settings)
+        content_type = settings.image_content_type or CONTENT_TYPES[settings.image_format]
+        self._serve(data, content_type)
+
+    def _serve(self, data: bytes, content_type: str) -> None:
+        """Send an image, or the next injected image fault instead."""
+        settings = self.state.settings
         fault = self.state.next_fault(self.state.image_faults)
         if fault == "html":
             self._send(200, b"<html><body>Access denied</body></html>", "text/html")
@@ -547,7 +775,7 @@ class _ImageHandler(_Handler):
             return
         if fault in ("truncate", "cut"):
             self.send_response(200)
-            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Type", content_type)
             if fault == "truncate":
                 self.send_header("Content-Length", str(len(data)))
             self.send_header("Connection", "close")
@@ -555,12 +783,13 @@ class _ImageHandler(_Handler):
             self.wfile.write(data[: len(data) // 2])
             self._drop()
             return
-        content_type = settings.image_content_type or CONTENT_TYPES[settings.image_format]
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         started = time.time()
+        if settings.image_latency:
+            time.sleep(settings.image_latency)
         self._write_throttled(data, settings.bandwidth)
         with self.state.lock:
             self.state.image_spans.append((started, time.time()))

@@ -1,4 +1,4 @@
-"""Where soul keeps its files: config and data dirs, each movable by an environment variable."""
+"""Where soul keeps its files: config, data and cache dirs, each movable by an env variable."""
 
 from __future__ import annotations
 
@@ -35,3 +35,16 @@ def data_dir() -> Path:
 
 def ledger_path() -> Path:
     return data_dir() / LEDGER_FILENAME
+
+
+def cache_dir() -> Path:
+    """The cache directory (style previews): $SOUL_CACHE_DIR, else platformdirs' user cache dir.
+
+    Everything in it can be fetched again: deleting it loses nothing.
+    """
+    override = os.environ.get("SOUL_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("soul", appauthor=False))

@@ -37,13 +37,16 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "SOUL_HTTP_TIMEOUT",
         "SOUL_POLL_SCALE",
         "SOUL_DEBUG",
+        "SOUL_PREVIEW_BASE",
         "NO_COLOR",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SOUL_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("SOUL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SOUL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return tmp_path
 
 

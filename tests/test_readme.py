@@ -88,7 +88,8 @@ def test_the_offline_demo_and_everyday_commands_work_as_shown(tmp_path: Path) ->
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("SOUL_") or key in ("SOUL_CONFIG_DIR", "SOUL_DATA_DIR")
+        if not key.startswith("SOUL_")
+        or key in ("SOUL_CONFIG_DIR", "SOUL_DATA_DIR", "SOUL_CACHE_DIR")
     }
     env["PATH"] = f"{SOUL.parent}:{env['PATH']}"
     env["SOUL_POLL_SCALE"] = "0.2"
