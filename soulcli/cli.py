@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("soulcli.commands.batch", "Generate for every prompt in a file, concurrently."),
     "fetch": ("soulcli.commands.fetch", "Resume unfinished tasks, or save or show one."),
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
+    "sheet": ("soulcli.commands.sheet", "One PNG contact sheet of tasks or images."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
     "doctor": ("soulcli.commands.doctor", "Check config, key and API host; spends nothing."),
