@@ -194,8 +194,8 @@ def write_sheet(image: Image.Image, path: Path) -> Path:
     try:
         with open(tmp, "wb") as handle:
             # Fast zlib settings (level 1, run-length matches after PNG's filters): a
-            # contact sheet is a preview; the default took 10 times as long for a file
-            # about 10% smaller, longer than decoding its 60 images.
+            # contact sheet is a preview. For 60 tiles Pillow's default took 7 times as
+            # long (2.7 s, more than decoding all 60 images) for a file 10% smaller.
             image.save(handle, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
             handle.flush()
             os.fsync(handle.fileno())
