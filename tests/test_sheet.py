@@ -229,3 +229,28 @@ def test_a_file_that_is_no_image_is_a_grey_tile_and_a_warning(tmp_path: Path) ->
     left, top, _, _ = plan_grid(1).image_box(0)
     with Image.open(tmp_path / "s.png") as opened:
         assert opened.convert("RGB").getpixel((left + 4, top + 4)) == PLACEHOLDER
+
+
+def test_jpeg_exif_turns_16_bit_grey_and_small_images_are_drawn_as_seen(tmp_path: Path) -> None:
+    from soulcli.sheet import Tile, make_sheet
+
+    turned = Image.new("RGB", (1200, 600), (10, 10, 240))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # shot sideways: shown a quarter turn round, 600 wide and 1200 tall
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    Image.new("I;16", (300, 300), 40000).save(tmp_path / "grey16.png")
+    Image.new("RGB", (40, 40), (250, 120, 0)).save(tmp_path / "small.png")  # read, not resized
+    warnings: list[str] = []
+    tiles = [Tile(tmp_path / name, name) for name in ("turned.jpg", "grey16.png", "small.png")]
+    sheet = make_sheet(tiles, title=None, warn=warnings.append)
+    assert warnings == []
+    grid = plan_grid(3, aspect=600 / 1200, titled=False)
+    assert sheet.size == grid.size and grid.title_height == 0
+    left, top, right, bottom = grid.image_box(0)
+    assert grid.cell_height > grid.cell_width  # the cell takes the first image's shape
+    assert close(centre(sheet, grid.image_box(0)), (10, 10, 240))
+    middle_y = (top + bottom) // 2
+    assert sheet.getpixel((left + 2, middle_y)) == BACKGROUND  # letterboxed: 1:2 in 2:3
+    assert sheet.getpixel(((left + right) // 2, top + 2)) != BACKGROUND
+    assert close(centre(sheet, grid.image_box(1)), (156, 156, 156), tolerance=1)
+    assert close(centre(sheet, grid.image_box(2)), (250, 120, 0), tolerance=1)
