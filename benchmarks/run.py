@@ -330,6 +330,50 @@ def bench_batch(prompts: int, latency: float, concurrency: int) -> None:
     )
 
 
+def sheet_images(where: Path, count: int, size: int = 1152) -> list[Path]:
+    """`count` distinct PNGs at the model's 1:1 size, about as large as real ones (2 MB):
+    gradients for shapes, and grain, which is what makes a photo's PNG big and slow."""
+    from PIL import Image, ImageChops
+
+    grain = Image.effect_noise((size, size), 24)
+    ramp = Image.linear_gradient("L").resize((size, size))
+    flipped = ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    paths = []
+    for i in range(count):
+        blue = ImageChops.offset(grain, i * 19, i * 7)
+        image = Image.merge(
+            "RGB", (ramp.rotate(i * 6), ImageChops.add(flipped, blue, 2, -32), blue)
+        )
+        path = where / f"image_{i + 1:02d}.png"
+        image.save(path, compress_level=3)  # level 3: made quickly, sized like real ones
+        paths.append(path)
+    return paths
+
+
+def bench_sheet(runs: int) -> None:
+    print(f"Contact sheet (median of {runs} runs, after one warm-up)")
+    with scratch() as base:
+        images = base / "images"
+        images.mkdir()
+        paths = sheet_images(images, 60)
+        out = base / "sheet.png"
+        cmd = [SOUL, "sheet", *map(str, paths), "-o", str(out)]
+        env = soul_env(base)
+        wall(cmd, env)  # the page cache holds the images, as after a download
+        times = []
+        for _ in range(runs):
+            out.unlink(missing_ok=True)
+            times.append(wall(cmd, env))
+        made = out.is_file()
+    median = statistics.median(times)
+    record(
+        "60-tile contact sheet (1152 px images)",
+        f"{median:.2f} s" if made else "no sheet",
+        "<= 2 s",
+        made and median <= 2.0,
+    )
+
+
 def describe_machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -352,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run soul's benchmarks side by side.")
     parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller batch")
     parser.add_argument(
-        "--only", default="startup,waiting,downloads,batch", help="comma-separated subset"
+        "--only",
+        default="startup,waiting,downloads,batch,sheet",
+        help="comma-separated subset of startup, waiting, downloads, batch, sheet",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -365,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "downloads": lambda: bench_downloads(1 if args.quick else 3),
         "batch": lambda: bench_batch(16 if args.quick else 64, 2.0, 8),
+        "sheet": lambda: bench_sheet(3 if args.quick else 7),
     }
     for name, bench in benches.items():
         if name in chosen:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("soulcli.commands.batch", "Generate for every prompt in a file, concurrently."),
     "fetch": ("soulcli.commands.fetch", "Resume unfinished tasks, or save or show one."),
     "history": ("soulcli.commands.history", "Past tasks from the local ledger, with spend."),
+    "sheet": ("soulcli.commands.sheet", "One PNG contact sheet of tasks or images."),
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "show": ("soulcli.commands.show", "Show a task's images in the terminal."),
     "sweep": ("soulcli.commands.sweep", "One prompt across many styles, on one sheet."),
