@@ -126,16 +126,22 @@ def render(
     protocol: str = "auto",
     columns: int | None = None,
     fit_height: bool = True,
+    max_tile: int | None = None,
 ) -> None:
     """Draw the pictures as a grid of labelled tiles on `console`, row by row; with
-    `fit_height`, small enough for the whole grid to fit the screen."""
+    `fit_height`, small enough for the whole grid to fit the screen; with `max_tile`,
+    as many tiles to a row as fit at that width (in cells) at most."""
     from rich.text import Text
 
     image_class = renderer(protocol)
     width = console.width
+    if max_tile is not None and columns is None:
+        columns = max(1, (width + GAP_CELLS) // (max_tile + GAP_CELLS))
     count = columns_for(len(pictures), width, wanted=columns)
     rows = -(-len(pictures) // count)
     cell_width = max(1, (width - GAP_CELLS * (count - 1)) // count)
+    if max_tile is not None:
+        cell_width = min(cell_width, max_tile)
     # The whole grid fits the screen's height too (a cell is about twice as tall as it
     # is wide): four square tiles at 120 columns would otherwise be 60 lines tall.
     if fit_height:

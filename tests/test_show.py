@@ -131,3 +131,30 @@ def test_show_in_a_terminal_fits_the_width_and_the_height(
     assert blocks and all(len(line) <= width for line in lines)
     # The grid fits the 30-line pane: its image rows, 2 label lines, the prompt lines.
     assert len(blocks) + len(labels) <= 28
+
+
+def test_styles_show_downloads_previews_once_and_works_offline_after(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    from tests.conftest import soul_env
+
+    env = soul_env(fake, SOUL_PREVIEW_BASE=f"{fake.image_base}/soul-style")
+    first = run_soul("styles", "--search", "y2k", "--show", env=env)
+    assert first.code == 0, first.stderr
+    assert len(first.lines) == 2 and all(Path(p).is_file() for p in first.lines)
+    fetched = [r for r in fake.requests(server="images") if "/soul-style/" in r.path]
+    assert len(fetched) == 2
+    fake.stop()  # offline now: the cache answers
+    again = run_soul("styles", "--search", "y2k", "--show", env=env)
+    assert again.code == 0 and again.lines == first.lines
+    assert again.stderr == ""
+
+
+def test_a_preview_that_cannot_be_had_is_a_placeholder_not_an_error(tmp_path: Path) -> None:
+    from tests.conftest import free_port, soul_env
+
+    env = soul_env(None, SOUL_PREVIEW_BASE=f"http://127.0.0.1:{free_port()}/soul-style")
+    result = run_soul("styles", "--search", "y2k", "--show", env=env)
+    assert result.code == 0
+    assert result.stdout == ""  # no preview file to name
+    assert "no preview for 2 of 2 styles" in result.stderr

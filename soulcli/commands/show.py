@@ -63,6 +63,7 @@ def show_pictures(
     protocol: str = "auto",
     only_on_terminal: bool = False,
     fit_height: bool = True,
+    max_tile: int | None = None,
 ) -> None:
     """Draw on a terminal; piped, print the paths of the images there are (unless
     `only_on_terminal`: after generate or fetch, which printed them already)."""
@@ -80,7 +81,13 @@ def show_pictures(
 
     from soulcli.terminal_images import render
 
-    render(pictures, Console(highlight=False), protocol=protocol, fit_height=fit_height)
+    render(
+        pictures,
+        Console(highlight=False),
+        protocol=protocol,
+        fit_height=fit_height,
+        max_tile=max_tile,
+    )
 
 
 def outcome_pictures(outcome: Outcome, request: dict[str, Any]) -> list[Picture]:

@@ -99,7 +99,8 @@ def show_previews(found: list[Style]) -> None:
     pictures = [
         Picture(paths.get(s.id), s.name, "" if paths.get(s.id) else "no preview") for s in found
     ]
-    show_pictures(pictures, fit_height=False)  # a long list scrolls, as text would
+    # A long list scrolls as text would; each preview a small tile, as many to a row as fit.
+    show_pictures(pictures, fit_height=False, max_tile=22)
 
 
 def price_per_quality() -> dict[str, float]:
