@@ -374,6 +374,53 @@ def bench_sheet(runs: int) -> None:
     )
 
 
+def on_a_terminal(cmd: list[str], env: dict[str, str], columns: int = 120) -> float:
+    """Wall time of `cmd` with stdout on a pseudo-terminal (drained as a terminal would)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+
+    def drain() -> None:
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, check=False)
+    elapsed = time.perf_counter() - started
+    os.close(slave)
+    os.close(master)
+    return elapsed
+
+
+def bench_show(runs: int) -> None:
+    print(f"soul show on a terminal (median of {runs} runs, 120 x 40, after one warm-up)")
+    with scratch() as base:
+        images = base / "images"
+        images.mkdir()
+        paths = sheet_images(images, 4)
+        cmd = [SOUL, "show", *map(str, paths), "--protocol", "halfblock"]
+        env = soul_env(base)
+        on_a_terminal(cmd, env)
+        times = [on_a_terminal(cmd, env) for _ in range(runs)]
+    median = statistics.median(times)
+    record(
+        "soul show: 4 images (1152 px) drawn, from start",
+        f"{median * 1000:.0f} ms",
+        "<= 300 ms",
+        median <= 0.3,
+    )
+
+
 def describe_machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -412,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "downloads": lambda: bench_downloads(1 if args.quick else 3),
         "batch": lambda: bench_batch(16 if args.quick else 64, 2.0, 8),
         "sheet": lambda: bench_sheet(3 if args.quick else 7),
+        "show": lambda: bench_show(5 if args.quick else 15),
     }
     for name, bench in benches.items():
         if name in chosen:

@@ -158,3 +158,37 @@ def test_a_preview_that_cannot_be_had_is_a_placeholder_not_an_error(tmp_path: Pa
     assert result.code == 0
     assert result.stdout == ""  # no preview file to name
     assert "no preview for 2 of 2 styles" in result.stderr
+
+
+def test_show_draws_on_a_terminal_even_with_stdin_redirected(four: list[Picture]) -> None:
+    """Asking the terminal needs stdin: with stdin a file, soul draws without asking."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.conftest import SOUL, soul_env
+
+    master, slave = pty.openpty()
+    paths = [str(p.path) for p in four]
+    proc = subprocess.Popen(
+        [str(SOUL), "show", *paths],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=soul_env(None),
+    )
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=20) == 0, screen[-400:]
+    text = screen.decode()
+    assert "▀" in text and "#1 Tokyo" not in text  # files: labelled by name
+    assert "img_1.png" in text and "img_4.png" in text

@@ -110,6 +110,9 @@ def pictures_for(targets: list[str]) -> list[Picture]:
     """The tiles for each target, in order: a task's images, or an image file."""
     from soulcli.ledger import Ledger
 
+    files = [Path(target).expanduser() for target in targets]
+    if targets and all(path.is_file() for path in files):
+        return [file_picture(path) for path in files]  # no ledger needed
     with Ledger.open() as ledger:
         if not targets:
             record = ledger.newest()

@@ -73,7 +73,8 @@ def sweep(
     options, so that running the same sweep again resumes it and pays for nothing
     twice), ratio, quality and negative prompt. The price is said before anything is
     sent, and above 1 PTC (or confirm_above) it asks first. It ends with a labelled
-    contact sheet beside the images, whose path is the last line on stdout.
+    contact sheet beside the images, whose path is the last line on stdout, shown in
+    the terminal too (--no-show to skip).
 
     \b
     Examples:
@@ -124,7 +125,7 @@ def sweep(
     )
     sheet = write_sweep_sheet(results, prompt, seed, Path(out_dir), all_images=all_images)
     ui.emit(str(sheet))
-    if settings.show if show is None else show:
+    if show is not False:  # on a terminal the sheet is shown unless --no-show
         from soulcli.commands.show import file_picture, show_pictures
 
         show_pictures([file_picture(sheet)], only_on_terminal=True)
