@@ -93,6 +93,7 @@ def test_list_shows_every_effective_value_and_its_source(
         "quality": "1080p  [file]",
         "out_dir": ".  [default]",
         "confirm_above": "none  [not set: soul never asks before spending]",
+        "show": "false  [default]",
     }
     assert "(not set)" not in listed.stdout
 
@@ -176,3 +177,15 @@ def test_get_and_path_speak_json_too(isolated_dirs: Path) -> None:
     assert json.loads(unset.stdout) == {"key": "confirm_above", "value": None, "source": None}
     path = json.loads(invoke("config", "path", "--json").stdout)
     assert path == {"path": str(isolated_dirs / "config" / "config.toml"), "exists": True}
+
+
+@pytest.mark.parametrize(("given", "stored"), [("yes", "true"), ("ON", "true"), ("0", "false")])
+def test_show_takes_yes_and_no_words(given: str, stored: str) -> None:
+    assert invoke("config", "set", "show", given).code == 0
+    assert load_config() == {"show": stored}
+
+
+def test_show_refuses_anything_else() -> None:
+    refused = invoke("config", "set", "show", "sometimes")
+    assert refused.code == 2 and "not true or false" in refused.stderr
+    assert load_config() == {}

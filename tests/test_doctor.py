@@ -218,6 +218,7 @@ def test_json_has_checks_and_settings_with_the_key_masked(fake: Fake302) -> None
         "quality",
         "out_dir",
         "confirm_above",
+        "show",
         "api_host",
         "key_accepted",
     ]

@@ -20,7 +20,7 @@ from tests.conftest import SENTINEL_KEY, run_soul, soul_env
 
 SOULCLI = Path(__file__).resolve().parent.parent / "soulcli"
 # The CLI's own modules: everything else is the core, which must not import them.
-CLI_MODULES = {"cli", "launch", "ui", "tables", "options", "mcp_server"}
+CLI_MODULES = {"cli", "launch", "ui", "tables", "options", "mcp_server", "terminal_images"}
 FORBIDDEN = {"typer", "rich", "click", "soulcli.ui", "soulcli.cli", "soulcli.commands"}
 
 

@@ -95,3 +95,16 @@ def test_a_style_with_nothing_delivered_is_a_placeholder_on_the_sheet(tmp_path: 
     assert sheet.is_file()
     with Image.open(sheet) as image:
         assert image.width > 0
+
+
+def test_with_json_every_line_is_json_and_the_sheet_is_the_last_object(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    done = run_soul(
+        "sweep", "a cat", "--styles", "Tokyo,Y2K", "--json", "-o", str(tmp_path), fake=fake
+    )
+    assert done.code == 0, done.stderr
+    objects = [json.loads(line) for line in done.lines]
+    # One object per style, in the order they finish, then the sheet.
+    assert sorted(o["style"]["name"] for o in objects[:-1]) == ["Tokyo streetstyle", "Y2K"]
+    assert Path(objects[-1]["sheet"]).is_file() and objects[-1]["styles"] == 2

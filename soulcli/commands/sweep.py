@@ -124,7 +124,10 @@ def sweep(
         else SWEEP_CONFIRM_ABOVE,
     )
     sheet = write_sweep_sheet(results, prompt, seed, Path(out_dir), all_images=all_images)
-    ui.emit(str(sheet))
+    if json_:  # JSON Lines stay JSON Lines: the sheet is one more object
+        ui.emit_json({"sheet": str(sheet), "seed": seed, "styles": len(chosen)})
+    else:
+        ui.emit(str(sheet))
     if show is not False:  # on a terminal the sheet is shown unless --no-show
         from soulcli.commands.show import file_picture, show_pictures
 
