@@ -77,6 +77,16 @@ def load_config(path: Path | None = None) -> dict[str, str]:
     for key, value in data.items():
         if key not in KNOWN_KEYS:
             continue  # written by a newer soul, perhaps: keep quiet, keep it on rewrite
+        if key == "show" and isinstance(value, bool):
+            value = "true" if value else "false"  # `show = true`, as TOML says it
+        if key == "show":
+            try:
+                value = parse_flag(str(value))
+            except ConfigError:
+                raise ConfigError(
+                    f"config file {path}: show must be true or false, not {value!r}",
+                    hint="fix it with `soul config set show true`",
+                ) from None
         if not isinstance(value, str):
             raise ConfigError(
                 f"config file {path}: {key} must be a string, not {type(value).__name__}",
@@ -177,7 +187,7 @@ def effective_settings(values: dict[str, str] | None = None) -> Settings:
         quality=values.get("quality"),
         out_dir=values.get("out_dir"),
         confirm_above=parse_ptc(values["confirm_above"]) if "confirm_above" in values else None,
-        show=parse_flag(values.get("show", "false")) == "true",
+        show=values.get("show") == "true",
     )
 
 

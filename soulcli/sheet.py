@@ -356,7 +356,7 @@ def _fitted_all(tiles: list[Tile], box: tuple[int, int]) -> Iterator[Image.Image
     workers = max(1, min(2, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for tile in tiles:
-            pending.append(pool.submit(_fitted, tile.path, box) if tile.path else None)
+            pending.append(pool.submit(fitted, tile.path, box) if tile.path else None)
             # A bounded window ahead of the one being pasted: shrunk tiles do not pile up.
             if len(pending) > workers * 2:
                 yield _result(pending.pop(0))
@@ -368,7 +368,7 @@ def _result(future: Future[Image.Image | str] | None) -> Image.Image | str | Non
     return None if future is None else future.result()
 
 
-def _fitted(path: Path, box: tuple[int, int]) -> Image.Image | str:
+def fitted(path: Path, box: tuple[int, int]) -> Image.Image | str:
     """One image, decoded at about `box` and shrunk into it (never enlarged); RGB."""
     from PIL import Image
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 PROTOCOLS = ("auto", "kitty", "sixel", "halfblock")
 GAP_CELLS = 2  # between two tiles of a row
 TILE_PX = 320  # each tile's width in the composed row: sharp on Kitty and Sixel, cheap
+# Kitty's Unicode placeholders number columns up to 297: wider, textual-image refuses.
+KITTY_MOST = 297
 
 
 @dataclass
@@ -126,22 +128,21 @@ def _load(picture: Picture, box: tuple[int, int]) -> PILImage.Image:
     """The picture fitted into `box` (letterboxed), or a grey placeholder."""
     from PIL import Image, ImageOps
 
+    from soulcli.sheet import fitted
+
     if picture.path is not None:
-        try:
-            with Image.open(picture.path) as image:
-                image.draft("RGB", box)  # JPEG: decode at the size needed, not the full one
-                # A cheap whole-number shrink first: the smooth resize then works on a
-                # few hundred pixels, not 1152.
-                factor = max(1, min(image.width // box[0], image.height // box[1]))
-                small = image.reduce(factor) if factor > 1 else image
-                return ImageOps.pad(small.convert("RGB"), box, color=(0, 0, 0))
-        except (OSError, ValueError):
-            picture.status = picture.status or "unreadable"
+        # The contact sheet's decoder: any mode (palette, 16-bit, alpha), EXIF turns,
+        # JPEG decoded at the size needed, huge files refused.
+        image = fitted(picture.path, box)
+        if not isinstance(image, str):
+            return ImageOps.pad(image, box, color=(0, 0, 0))
+        picture.status = picture.status or "unreadable"
     return Image.new("RGB", box, (70, 70, 70))
 
 
 def _aspect(pictures: list[Picture]) -> float:
-    """Height over width of the first readable picture (a task's images share one)."""
+    """Height over width of the first readable picture (a task's images share one),
+    kept between 1:4 and 4:1 so that a strip of pixels cannot make a giant tile."""
     from PIL import Image
 
     for picture in pictures:
@@ -149,8 +150,8 @@ def _aspect(pictures: list[Picture]) -> float:
             continue
         try:
             with Image.open(picture.path) as image:
-                return image.height / image.width
-        except (OSError, ValueError, ZeroDivisionError):
+                return min(4.0, max(0.25, image.height / image.width))
+        except (OSError, ValueError, ZeroDivisionError, Image.DecompressionBombError):
             continue
     return 1.0
 
@@ -222,5 +223,9 @@ def render(
         row = pictures[start : start + count]
         row_cells = len(row) * cell_width + GAP_CELLS * (len(row) - 1)
         composed = row_image(tiles[start : start + count], cell_width)
-        console.print(image_class(composed, width=row_cells, height="auto"))
+        try:
+            drawn = image_class(composed, width=min(row_cells, KITTY_MOST), height="auto")
+        except ValueError:  # more than a protocol can place: half blocks draw anything
+            drawn = renderer("halfblock")(composed, width=row_cells, height="auto")
+        console.print(drawn)
         console.print(Text(label_line(row, cell_width), no_wrap=True, overflow="ellipsis"))

@@ -189,3 +189,17 @@ def test_show_refuses_anything_else() -> None:
     refused = invoke("config", "set", "show", "sometimes")
     assert refused.code == 2 and "not true or false" in refused.stderr
     assert load_config() == {}
+
+
+def test_show_as_a_toml_boolean_is_understood() -> None:
+    from soulcli.config import effective_settings
+    from soulcli.paths import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text("show = true\n")
+    assert effective_settings().show is True
+    config_path().write_text('show = "maybe"\n')
+    listed = invoke("config", "list")
+    assert listed.code == 3
+    assert "show must be true or false, not 'maybe'" in listed.stderr
+    assert str(config_path()) in listed.stderr

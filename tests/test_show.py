@@ -192,3 +192,32 @@ def test_show_draws_on_a_terminal_even_with_stdin_redirected(four: list[Picture]
     text = screen.decode()
     assert "▀" in text and "#1 Tokyo" not in text  # files: labelled by name
     assert "img_1.png" in text and "img_4.png" in text
+
+
+def test_any_image_mode_is_drawn_not_greyed(tmp_path: Path) -> None:
+    """The fake's images are palette PNGs; 16-bit grey and alpha images exist too."""
+    red = Image.new("RGB", (1152, 1152), (255, 0, 0))
+    red.quantize(4).save(tmp_path / "palette.png")
+    red.convert("RGBA").save(tmp_path / "alpha.png")
+    pictures = [Picture(tmp_path / "palette.png", "p"), Picture(tmp_path / "alpha.png", "a")]
+    text = drawn(pictures, "halfblock", width=40)
+    assert "38;2;255;0;0" in text and "(unreadable)" not in text
+
+
+def test_odd_sizes_and_wide_terminals_do_not_break_the_grid(
+    four: list[Picture], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    Image.new("RGB", (3000, 1), (0, 0, 255)).save(tmp_path / "strip.png")
+    Image.new("RGB", (1, 3000), (0, 0, 255)).save(tmp_path / "pole.png")
+    odd = [Picture(tmp_path / "strip.png", "strip"), Picture(tmp_path / "pole.png", "pole")]
+    assert "strip" in drawn(odd, "halfblock", width=80)
+    # Kitty places at most 297 columns: a wider terminal still gets its grid.
+    assert "#4 Tokyo" in drawn(four, "kitty", width=320)
+    capfd.readouterr()
+
+
+def test_targets_that_are_not_there_are_clean_errors(fake: Fake302) -> None:
+    for target, code in (("~nosuchuser/a.png", 2), ("a" * 300, 2), ("#99", 7)):
+        result = run_soul("show", target, fake=fake)
+        assert result.code == code, (target, result.stderr)
+        assert len(result.stderr.splitlines()) == 1

@@ -108,3 +108,17 @@ def test_with_json_every_line_is_json_and_the_sheet_is_the_last_object(
     # One object per style, in the order they finish, then the sheet.
     assert sorted(o["style"]["name"] for o in objects[:-1]) == ["Tokyo streetstyle", "Y2K"]
     assert Path(objects[-1]["sheet"]).is_file() and objects[-1]["styles"] == 2
+
+
+def test_a_sheet_that_cannot_be_written_is_a_warning_after_paying(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    args = ["sweep", "a cat", "--styles", "Tokyo", "--seed", "5", "-o", str(tmp_path)]
+    first = run_soul(*args, fake=fake)
+    sheet = Path(first.lines[-1])
+    sheet.unlink()
+    sheet.mkdir()  # a directory where the sheet goes
+    again = run_soul(*args, fake=fake)
+    assert again.code == 0
+    assert "could not write the contact sheet" in again.stderr
+    assert fake.post_count() == 1

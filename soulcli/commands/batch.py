@@ -146,6 +146,7 @@ def run_batch(
     timeout: float | None,
     dry_run: bool,
     confirm_above: Decimal | None,
+    limit_name: str = "confirm_above",
 ) -> list[LineResult]:
     """Check, plan, price, confirm and run a batch's lines; print and summarize them.
 
@@ -199,7 +200,7 @@ def run_batch(
         if plan.new:
             from soulcli.commands.generate import confirm_price
 
-            confirm_price(cost, confirm_above, yes=yes)
+            confirm_price(cost, confirm_above, yes=yes, limit_name=limit_name)
         from soulcli.batchrun import run_plan
         from soulcli.commands.batch_progress import BatchProgress
 

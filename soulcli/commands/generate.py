@@ -214,13 +214,23 @@ def load_like(like: str) -> dict[str, Any]:
     return request_fields(record.request())
 
 
-def confirm_price(price: Decimal, limit: Decimal | None, *, yes: bool) -> None:
-    """Ask before spending more than `confirm_above`; refuse without a terminal unless --yes."""
+def confirm_price(
+    price: Decimal, limit: Decimal | None, *, yes: bool, limit_name: str = "confirm_above"
+) -> None:
+    """Ask before spending more than `limit`; refuse without a terminal unless --yes.
+
+    `limit_name` says where the limit comes from: `confirm_above`, or a command's own
+    default (a sweep asks above 1 PTC).
+    """
     if limit is None or price <= limit or yes:
         return
     from soulcli.models import format_ptc
 
-    what = f"this costs {format_ptc(price)} PTC, above confirm_above ({format_ptc(limit)} PTC)"
+    if limit_name == "confirm_above":
+        above = f"above confirm_above ({format_ptc(limit)} PTC)"
+    else:
+        above = f"above {limit_name}"
+    what = f"this costs {format_ptc(price)} PTC, {above}"
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise SoulError(
             f"{what}; not confirmed", hint="add --yes to go ahead", exit_code=ExitCode.DECLINED

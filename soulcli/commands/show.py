@@ -110,9 +110,9 @@ def pictures_for(targets: list[str]) -> list[Picture]:
     """The tiles for each target, in order: a task's images, or an image file."""
     from soulcli.ledger import Ledger
 
-    files = [Path(target).expanduser() for target in targets]
-    if targets and all(path.is_file() for path in files):
-        return [file_picture(path) for path in files]  # no ledger needed
+    files = [_existing_file(target) for target in targets]
+    if targets and all(files):
+        return [file_picture(path) for path in files if path]  # no ledger needed
     with Ledger.open() as ledger:
         if not targets:
             record = ledger.newest()
@@ -129,18 +129,35 @@ def pictures_for(targets: list[str]) -> list[Picture]:
     return pictures
 
 
+def _existing_file(target: str) -> Path | None:
+    """The file a target names, if it is one (`~nobody/x`, a too long name: not a file)."""
+    try:
+        path = Path(target).expanduser()
+        return path if path.is_file() else None
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def _target_pictures(ledger: Ledger, target: str) -> list[Picture]:
-    path = Path(target).expanduser()
-    if path.is_file():
+    path = _existing_file(target)
+    if path is not None:
         return [file_picture(path)]
     key = target.strip().removeprefix("#")
     record = ledger.get(key) if key else None
-    if record is None:
-        raise UsageError(
-            f"{target!r} is neither an image file nor a task in `soul history`",
-            hint="give a task id, #N from `soul history`, or a path",
+    if record is not None:
+        return task_pictures(record)
+    from soulcli.models import valid_task_id
+
+    if key.isdigit() or valid_task_id(key):
+        raise SoulError(
+            f"no task {target} in `soul history`",
+            hint="see `soul history`",
+            exit_code=ExitCode.NOT_FOUND,
         )
-    return task_pictures(record)
+    raise UsageError(
+        f"{target!r} is neither an image file nor a task in `soul history`",
+        hint="give a task id, #N from `soul history`, or a path",
+    )
 
 
 def task_pictures(record: TaskRecord) -> list[Picture]:
@@ -156,12 +173,9 @@ def task_pictures(record: TaskRecord) -> list[Picture]:
         else:
             status = "not on disk" if path is not None else str(image.get("status") or "missing")
             pictures.append(Picture(None, label, status))
-    if not pictures:
-        raise SoulError(
-            f"task {record.id} has no images yet ({record.state})",
-            hint=f"finish it with `soul fetch {record.id} --wait`",
-            exit_code=ExitCode.NOT_FOUND,
-        )
+    if not pictures:  # nothing came back yet, or ever: one grey tile saying so
+        label = f"task {record.id} {record.style_name} · seed {record.seed}"
+        pictures.append(Picture(None, label, record.state))
     return pictures
 
 

@@ -52,7 +52,7 @@ def styles(
     \b
     Examples:
       soul styles --search y2k
-      soul styles --search film --show
+      soul styles --search cam --show
       soul styles --json | jq -r '.[].name'
     """
     from soulcli import ui

@@ -20,7 +20,6 @@ from soulcli.options import (
     QualityOption,
     RatioOption,
     SeedOption,
-    ShowOption,
     TimeoutOption,
     YesOption,
 )
@@ -65,7 +64,10 @@ def sweep(
     json_: JsonFlag = False,
     yes: YesOption = False,
     timeout: TimeoutOption = None,
-    show: ShowOption = None,
+    show: Annotated[
+        bool,
+        typer.Option("--show/--no-show", help="Show the contact sheet in the terminal."),
+    ] = True,
 ) -> None:
     """Try one prompt in many styles, all with the same seed, and compare them on a sheet.
 
@@ -79,7 +81,7 @@ def sweep(
     \b
     Examples:
       soul sweep "a dog in the rain" --styles Tokyo,Y2K,Fisheye
-      soul sweep "a dog" --search film --seed 7 -o sweeps
+      soul sweep "a dog" --search cam --seed 7 -o sweeps
       soul sweep "a dog" --all --yes
     """
     from soulcli import ui
@@ -122,13 +124,19 @@ def sweep(
         confirm_above=settings.confirm_above
         if settings.confirm_above is not None
         else SWEEP_CONFIRM_ABOVE,
+        limit_name="confirm_above" if settings.confirm_above is not None else "1 PTC",
     )
-    sheet = write_sweep_sheet(results, prompt, seed, Path(out_dir), all_images=all_images)
+    try:
+        sheet = write_sweep_sheet(results, prompt, seed, Path(out_dir), all_images=all_images)
+    except OSError as exc:  # the tasks are paid and saved: say so, and exit as a batch
+        ui.warn(f"could not write the contact sheet: {exc.strerror or exc}")
+        exit_for(results)
+        return
     if json_:  # JSON Lines stay JSON Lines: the sheet is one more object
         ui.emit_json({"sheet": str(sheet), "seed": seed, "styles": len(chosen)})
     else:
         ui.emit(str(sheet))
-    if show is not False:  # on a terminal the sheet is shown unless --no-show
+    if show:  # on a terminal the sheet is shown unless --no-show
         from soulcli.commands.show import file_picture, show_pictures
 
         show_pictures([file_picture(sheet)], only_on_terminal=True)
@@ -189,18 +197,25 @@ def write_sweep_sheet(
     from soulcli.sheet import Tile, make_sheet, write_sheet
 
     tiles: list[Tile] = []
+    per_style = 4 if all_images else 1
     for result in sorted(results, key=lambda r: r.line.number):
         name = result.line.request.style_name
-        images = _images_of(result)
-        if not images:
-            tiles.append(Tile(None, name, result.state))
-            continue
-        for index, path in images if all_images else images[:1]:
+        images = _images_of(result)[:per_style]
+        for index, path in images:
             label = f"{name} #{index}" if all_images else name
-            tiles.append(Tile(path, label) if path else Tile(None, label, "missing"))
+            if path is not None and not path.is_file():
+                tiles.append(Tile(None, label, "not on disk"))
+            else:
+                tiles.append(Tile(path, label) if path else Tile(None, label, "missing"))
+        # A style with fewer images keeps its row: one grey tile per image it lacks.
+        for number in range(len(images), per_style):
+            label = f"{name} #{number + 1}" if all_images else name
+            tiles.append(Tile(None, label, result.state))
     slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "sweep"
-    sheet = make_sheet(tiles, title=f"{prompt} · seed {seed}")
-    return write_sheet(sheet, out_dir.expanduser().resolve() / f"sweep-{slug}-{seed}.png")
+    # Two prompts may share a slug: the prompt's own hash keeps their sheets apart.
+    tag = hashlib.sha256(prompt.encode()).hexdigest()[:6]
+    sheet = make_sheet(tiles, title=f"{prompt} · seed {seed}", columns=4 if all_images else None)
+    return write_sheet(sheet, out_dir.expanduser().resolve() / f"sweep-{slug}-{seed}-{tag}.png")
 
 
 def _images_of(result: LineResult) -> list[tuple[int, Path | None]]:
