@@ -930,7 +930,9 @@ def main(argv: list[str] | None = None) -> None:
     fake = Fake302(settings, port=args.port, image_port=args.image_port).start()
     print(f"fake 302.AI on {fake.base_url} (images on {fake.image_base}); Ctrl-C stops it")
     print(f"export SOUL_BASE_URL={fake.base_url}")
-    print(f"export SOUL_API_KEY={settings.api_key}", flush=True)
+    print(f"export SOUL_API_KEY={settings.api_key}")
+    # Style previews from the fake too: `soul styles --show` works offline.
+    print(f"export SOUL_PREVIEW_BASE={fake.image_base}/soul-style", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -82,7 +82,7 @@ def test_light_commands_do_not_import_httpx(args: list[str]) -> None:
         "except SystemExit:\n"
         "    pass\n"
         "heavy = sorted(m for m in ('httpx', 'sqlite3', 'rich', 'soulcli.client', "
-        "'rapidfuzz') if m in sys.modules)\n"
+        "'rapidfuzz', 'PIL', 'textual_image') if m in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -86,7 +86,9 @@ def test_the_offline_demo_and_everyday_commands_work_as_shown(tmp_path: Path) ->
     assert demo[0] == "python -m soulcli.fake302 &" and demo[-1].startswith("kill %1")
     # The fake's fixed ports may be taken on a test machine: the same demo on free ones.
     fake = [f"python -m soulcli.fake302 --port {api} --image-port {images} &", "sleep 1"]
-    steps = fake + [line.replace("8302", str(api)) for line in demo[1:-1]]
+    steps = fake + [
+        line.replace("8302", str(api)).replace("8303", str(images)) for line in demo[1:-1]
+    ]
     steps += [*everyday, "kill %1"]
     script = "\n".join(f"{step}\necho 'STEP {i} EXIT='$? >&2" for i, step in enumerate(steps))
     env = {
