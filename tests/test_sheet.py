@@ -254,3 +254,14 @@ def test_jpeg_exif_turns_16_bit_grey_and_small_images_are_drawn_as_seen(tmp_path
     assert sheet.getpixel(((left + right) // 2, top + 2)) != BACKGROUND
     assert close(centre(sheet, grid.image_box(1)), (156, 156, 156), tolerance=1)
     assert close(centre(sheet, grid.image_box(2)), (250, 120, 0), tolerance=1)
+
+
+def test_a_sheet_is_never_written_over_an_image_soul_saved(fake: Fake302, tmp_path: Path) -> None:
+    first = run_soul("generate", "a cat", "--name", "cat", "--out", str(tmp_path), fake=fake)
+    second = run_soul("generate", "a dog", "--out", str(tmp_path), fake=fake)
+    assert first.code == second.code == 0
+    paid = Path(first.lines[0])
+    before = paid.read_bytes()
+    refused = run_soul("sheet", "2", "-o", str(paid), fake=fake)
+    assert refused.code == 2 and "an image soul saved" in refused.stderr
+    assert paid.read_bytes() == before

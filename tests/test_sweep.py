@@ -122,3 +122,25 @@ def test_a_sheet_that_cannot_be_written_is_a_warning_after_paying(
     assert again.code == 0
     assert "could not write the contact sheet" in again.stderr
     assert fake.post_count() == 1
+
+
+def test_two_sweeps_of_one_prompt_and_seed_keep_their_own_sheets(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    first = run_soul(
+        "sweep", "a dog", "--styles", "Y2K", "--seed", "7", "-o", str(tmp_path), fake=fake
+    )
+    second = run_soul(
+        "sweep", "a dog", "--styles", "Glitch", "--seed", "7", "-o", str(tmp_path), fake=fake
+    )
+    assert first.code == second.code == 0
+    assert first.lines[-1] != second.lines[-1]
+    assert Path(first.lines[-1]).is_file() and Path(second.lines[-1]).is_file()
+
+
+def test_a_bad_seed_or_prompt_is_refused_before_the_price_is_said(fake: Fake302) -> None:
+    for args in (["a dog", "--seed", "0"], ["  "]):
+        result = run_soul("sweep", *args, "--styles", "Tokyo,Y2K", fake=fake)
+        assert result.code == 2, result.stderr
+        assert "requests" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert fake.post_count() == 0

@@ -187,7 +187,21 @@ def _target(out: Path | None, default: Path, tiles: list[Tile]) -> Path:
     sources = {tile.path.resolve() for tile in tiles if tile.path is not None}
     if target in sources:
         raise UsageError(f"refusing to write the sheet over one of its images, {target}")
+    if target.is_file() and _saved_by_soul(target):
+        # A paid image, with its sidecar: never written over by a sheet.
+        raise UsageError(f"refusing to write the sheet over {target}, an image soul saved")
     return target
+
+
+def _saved_by_soul(path: Path) -> bool:
+    """Whether `path` is an image soul saved (its .json sidecar names a task)."""
+    from soulcli.sidecar import sidecar_path
+
+    sidecar = sidecar_path(path)
+    try:
+        return sidecar.is_file() and '"task_id"' in sidecar.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _title(sources: list[Source]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,8 +54,16 @@ def show(
         raise UsageError(
             f"unknown --protocol {protocol!r}", hint="use one of " + ", ".join(PROTOCOLS)
         )
-    pictures = pictures_for(targets or [])
-    show_pictures(pictures, protocol=protocol)
+    groups = picture_groups(targets or [])
+    if len(groups) == 1 or not sys.stdout.isatty():
+        show_pictures([p for _, group in groups for p in group], protocol=protocol)
+        return
+    from soulcli import ui
+
+    for title, group in groups:  # each task its own grid, under its name
+        if title:
+            ui.emit(title)
+        show_pictures(group, protocol=protocol)
 
 
 def show_pictures(
@@ -106,13 +115,16 @@ def outcome_pictures(outcome: Outcome, request: dict[str, Any]) -> list[Picture]
     return pictures
 
 
-def pictures_for(targets: list[str]) -> list[Picture]:
-    """The tiles for each target, in order: a task's images, or an image file."""
+def picture_groups(targets: list[str]) -> list[tuple[str, list[Picture]]]:
+    """The tiles to draw, in order, grouped: each task's images together, and the
+    image files given in a row together. The titles name the tasks."""
     from soulcli.ledger import Ledger
+    from soulcli.text import shorten
 
     files = [_existing_file(target) for target in targets]
-    if targets and all(files):
-        return [file_picture(path) for path in files if path]  # no ledger needed
+    if targets and all(files):  # no ledger needed
+        return [("", [file_picture(path) for path in files if path])]
+    groups: list[tuple[str, list[Picture]]] = []
     with Ledger.open() as ledger:
         if not targets:
             record = ledger.newest()
@@ -122,11 +134,21 @@ def pictures_for(targets: list[str]) -> list[Picture]:
                     hint="see `soul history`",
                     exit_code=ExitCode.NOT_FOUND,
                 )
-            return task_pictures(record)
-        pictures: list[Picture] = []
-        for target in targets:
-            pictures += _target_pictures(ledger, target)
-    return pictures
+            return [("", task_pictures(record))]
+        after_a_file = False
+        for target, path in zip(targets, files, strict=True):
+            if path is not None:
+                if after_a_file:  # files given in a row share a grid
+                    groups[-1][1].append(file_picture(path))
+                else:
+                    groups.append(("", [file_picture(path)]))
+                after_a_file = True
+                continue
+            after_a_file = False
+            record = _record_for(ledger, target)
+            title = f"task {record.id}: {shorten(record.prompt, 60)!r}"
+            groups.append((title, task_pictures(record)))
+    return groups
 
 
 def _existing_file(target: str) -> Path | None:
@@ -138,14 +160,12 @@ def _existing_file(target: str) -> Path | None:
         return None
 
 
-def _target_pictures(ledger: Ledger, target: str) -> list[Picture]:
-    path = _existing_file(target)
-    if path is not None:
-        return [file_picture(path)]
+def _record_for(ledger: Ledger, target: str) -> TaskRecord:
+    """The ledger task a target names; exit 7 for a task id that is not there."""
     key = target.strip().removeprefix("#")
     record = ledger.get(key) if key else None
     if record is not None:
-        return task_pictures(record)
+        return record
     from soulcli.models import valid_task_id
 
     if key.isdigit() or valid_task_id(key):

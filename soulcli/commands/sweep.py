@@ -21,12 +21,12 @@ from soulcli.options import (
     RatioOption,
     SeedOption,
     TimeoutOption,
-    YesOption,
 )
 
 if TYPE_CHECKING:
     from soulcli.batchrun import LineResult
     from soulcli.catalog import Style
+    from soulcli.sheet import Tile
 
 # Without confirm_above, a sweep asks before spending more than this (ten 720p styles).
 SWEEP_CONFIRM_ABOVE = Decimal("1")
@@ -62,7 +62,14 @@ def sweep(
         typer.Option("--all-images", help="Put all 4 images of each style on the sheet."),
     ] = False,
     json_: JsonFlag = False,
-    yes: YesOption = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask before spending more than 1 PTC (or confirm_above).",
+        ),
+    ] = False,
     timeout: TimeoutOption = None,
     show: Annotated[
         bool,
@@ -94,6 +101,18 @@ def sweep(
     settings = effective_settings()
     ratio = ar if ar is not None else settings.aspect_ratio
     tier = normalize_quality(quality or settings.quality or "720p") or (quality or "")
+    from soulcli.request_builder import build_request, check_prompt
+
+    # Every request differs only by its style: check one before saying the price.
+    build_request(
+        check_prompt(prompt),
+        style=chosen[0].id,
+        ar=ratio,
+        quality=quality,
+        seed=seed,
+        negative=negative,
+        enhance=None,
+    )
     seed = seed if seed is not None else picked_seed(prompt, chosen, ratio, tier, negative)
     out_dir = str(out if out is not None else settings.out_dir or ".")
     text = "\n".join(
@@ -106,11 +125,12 @@ def sweep(
     total = price_of(tier, len(chosen)) if tier in ("720p", "1080p") else Decimal(0)
     ui.say(
         f"soul: sweep of {prompt!r} across {len(chosen)} style{'s' if len(chosen) != 1 else ''}"
-        f" · seed {seed} · {len(chosen)} requests · {format_ptc(total)} PTC"
+        f" · seed {seed} · {len(chosen)} request{'s' if len(chosen) != 1 else ''}"
+        f" · {format_ptc(total)} PTC"
     )
     results = run_batch(
         text,
-        "the sweep",
+        "sweep",
         defaults,
         settings=settings,
         as_json=json_,
@@ -136,10 +156,13 @@ def sweep(
         ui.emit_json({"sheet": str(sheet), "seed": seed, "styles": len(chosen)})
     else:
         ui.emit(str(sheet))
-    if show:  # on a terminal the sheet is shown unless --no-show
-        from soulcli.commands.show import file_picture, show_pictures
+    if show:  # on a terminal the tiles are shown too, their names as text
+        from soulcli.commands.show import show_pictures
+        from soulcli.terminal_images import Picture
 
-        show_pictures([file_picture(sheet)], only_on_terminal=True)
+        tiles = sweep_tiles(results, all_images=all_images)
+        pictures = [Picture(tile.path, tile.label, tile.status) for tile in tiles]
+        show_pictures(pictures, only_on_terminal=True, fit_height=False, max_tile=24)
     exit_for(results)
 
 
@@ -194,7 +217,22 @@ def write_sweep_sheet(
     results: list[LineResult], prompt: str, seed: int, out_dir: Path, *, all_images: bool
 ) -> Path:
     """One tile per style (or four), in the sweep's order, saved beside the images."""
-    from soulcli.sheet import Tile, make_sheet, write_sheet
+    from soulcli.sheet import make_sheet, write_sheet
+
+    tiles = sweep_tiles(results, all_images=all_images)
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "sweep"
+    # Two sweeps may share a slug and a seed: the prompt and the styles keep them apart.
+    ordered = sorted(results, key=lambda r: r.line.number)
+    styles = ",".join(r.line.request.style_id for r in ordered)
+    tag = hashlib.sha256(f"{prompt}\n{styles}".encode()).hexdigest()[:6]
+    sheet = make_sheet(tiles, title=f"{prompt} · seed {seed}", columns=4 if all_images else None)
+    return write_sheet(sheet, out_dir.expanduser().resolve() / f"sweep-{slug}-{seed}-{tag}.png")
+
+
+def sweep_tiles(results: list[LineResult], *, all_images: bool) -> list[Tile]:
+    """The sheet's tiles: each style's first image (or all four), in the sweep's order;
+    a style with fewer images keeps its row with one grey tile per image it lacks."""
+    from soulcli.sheet import Tile
 
     tiles: list[Tile] = []
     per_style = 4 if all_images else 1
@@ -207,15 +245,10 @@ def write_sweep_sheet(
                 tiles.append(Tile(None, label, "not on disk"))
             else:
                 tiles.append(Tile(path, label) if path else Tile(None, label, "missing"))
-        # A style with fewer images keeps its row: one grey tile per image it lacks.
         for number in range(len(images), per_style):
             label = f"{name} #{number + 1}" if all_images else name
             tiles.append(Tile(None, label, result.state))
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "sweep"
-    # Two prompts may share a slug: the prompt's own hash keeps their sheets apart.
-    tag = hashlib.sha256(prompt.encode()).hexdigest()[:6]
-    sheet = make_sheet(tiles, title=f"{prompt} · seed {seed}", columns=4 if all_images else None)
-    return write_sheet(sheet, out_dir.expanduser().resolve() / f"sweep-{slug}-{seed}-{tag}.png")
+    return tiles
 
 
 def _images_of(result: LineResult) -> list[tuple[int, Path | None]]:
