@@ -86,6 +86,9 @@ def show_pictures(
                 if picture.path is not None:
                     ui.emit(str(picture.path))
         return
+    from soulcli.terminal_images import start_loading
+
+    loading = start_loading(pictures)  # decoding overlaps the imports below
     from rich.console import Console
 
     from soulcli.terminal_images import render
@@ -96,6 +99,7 @@ def show_pictures(
         protocol=protocol,
         fit_height=fit_height,
         max_tile=max_tile,
+        loading=loading,
     )
 
 
