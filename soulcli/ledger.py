@@ -348,7 +348,10 @@ class Ledger:
                     " style_id, style_name, aspect_ratio, quality, seed, enhance_prompt,"
                     " price_ptc, api_host, out_dir, state, pid, pid_started, batch_id,"
                     " batch_line, image_stem, line_key)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    # Never before the row added last: rows added at once by several
+                    # threads (or processes) then list in the order of their ids.
+                    " VALUES (max(?, coalesce((SELECT created_at FROM tasks"
+                    " ORDER BY id DESC LIMIT 1), 0)),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (now, now, request.prompt, request.negative_prompt, request.style_id,
                      request.style_name, request.aspect_ratio, request.quality, request.seed,
                      int(request.enhance_prompt), str(request.price), api_host, out_dir,

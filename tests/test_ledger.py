@@ -290,3 +290,22 @@ def test_history_filters_and_show(fake: Fake302, out_dir: Path) -> None:
     assert run_soul("history", "show", "99", fake=fake).code == 7
     bad = run_soul("history", "--since", "yesterday", fake=fake)
     assert bad.code == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_rows_added_at_once_list_in_the_order_of_their_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker threads read the clock before they take the ledger's lock: a row may be
+    added with an earlier time than the row before it. The newest is still the last."""
+    import time as clock
+
+    from soulcli.ledger import Ledger
+    from soulcli.models import GenerationRequest
+
+    request = GenerationRequest("a dog", "id", "GENERAL", "1:1", "720p", 7)
+    times = iter([1000.0, 999.0, 998.5])
+    monkeypatch.setattr(clock, "time", lambda: next(times, 2000.0))
+    with Ledger.open(tmp_path / "tasks.db") as ledger:
+        ids = [ledger.add(request, out_dir=None, api_host="h") for _ in range(3)]
+        assert ledger.newest() is not None and ledger.newest().id == ids[-1]  # type: ignore[union-attr]
+        assert [r.id for r in ledger.search()] == list(reversed(ids))
