@@ -120,3 +120,7 @@ ShowOption = Annotated[
         show_default=False,
     ),
 ]
+
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", "-c", min=1, max=32, help="Tasks in flight at once.")
+]

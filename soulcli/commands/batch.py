@@ -13,6 +13,7 @@ from soulcli.batchrun import DEFAULT_CONCURRENCY, UNRECORDED
 from soulcli.commands import new_app
 from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import (
+    ConcurrencyOption,
     EnhanceOption,
     NegativeOption,
     OutDir,
@@ -50,9 +51,7 @@ def batch(
         bool,
         typer.Option("--json", help="One JSON object per finished task (JSON Lines) on stdout."),
     ] = False,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, max=32, help="Tasks in flight at once.")
-    ] = DEFAULT_CONCURRENCY,
+    concurrency: ConcurrencyOption = DEFAULT_CONCURRENCY,
     max_cost: Annotated[
         str | None,
         typer.Option("--max-cost", metavar="PTC", help="Refuse the batch if it costs more."),

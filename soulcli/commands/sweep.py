@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from soulcli.batchrun import DEFAULT_CONCURRENCY
 from soulcli.commands import new_app
 from soulcli.errors import UsageError
 from soulcli.options import (
+    ConcurrencyOption,
     JsonFlag,
     NegativeOption,
     OutDir,
@@ -50,9 +52,7 @@ def sweep(
     quality: QualityOption = None,
     negative: NegativeOption = None,
     out: OutDir = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, max=32, help="Tasks in flight at once.")
-    ] = 4,
+    concurrency: ConcurrencyOption = DEFAULT_CONCURRENCY,
     max_cost: Annotated[
         str | None,
         typer.Option("--max-cost", metavar="PTC", help="Refuse the sweep if it costs more."),
@@ -95,34 +95,33 @@ def sweep(
     from soulcli.batchfile import BatchDefaults
     from soulcli.commands.batch import exit_for, run_batch
     from soulcli.config import effective_settings
-    from soulcli.models import format_ptc, normalize_quality, price_of
+    from soulcli.models import format_ptc
+    from soulcli.request_builder import build_request, check_prompt
 
     chosen = chosen_styles(styles, search, all_styles)
     settings = effective_settings()
-    ratio = ar if ar is not None else settings.aspect_ratio
-    tier = normalize_quality(quality or settings.quality or "720p") or (quality or "")
-    from soulcli.request_builder import build_request, check_prompt
-
-    # Every request differs only by its style: check one before saying the price.
-    build_request(
+    # Every request differs only by its style: one, checked before the price is said,
+    # gives the ratio, quality and price of all.
+    first = build_request(
         check_prompt(prompt),
         style=chosen[0].id,
-        ar=ratio,
-        quality=quality,
+        ar=ar if ar is not None else settings.aspect_ratio,
+        quality=quality or settings.quality,
         seed=seed,
         negative=negative,
         enhance=None,
     )
-    seed = seed if seed is not None else picked_seed(prompt, chosen, ratio, tier, negative)
+    if seed is None:
+        seed = picked_seed(prompt, chosen, first.aspect_ratio, first.quality, negative)
     out_dir = str(out if out is not None else settings.out_dir or ".")
     text = "\n".join(
         json.dumps({"prompt": prompt, "style": style.id, "name": stem(style, seed)})
         for style in chosen
     )
     defaults = BatchDefaults(
-        ar=ratio, quality=quality or settings.quality, seed=seed, negative=negative, out=out_dir
+        ar=first.aspect_ratio, quality=first.quality, seed=seed, negative=negative, out=out_dir
     )
-    total = price_of(tier, len(chosen)) if tier in ("720p", "1080p") else Decimal(0)
+    total = first.price * len(chosen)
     ui.say(
         f"soul: sweep of {prompt!r} across {len(chosen)} style{'s' if len(chosen) != 1 else ''}"
         f" · seed {seed} · {len(chosen)} request{'s' if len(chosen) != 1 else ''}"
