@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "styles": ("soulcli.commands.styles", "List the styles and what each quality costs."),
     "show": ("soulcli.commands.show", "Show a task's images in the terminal."),
     "sweep": ("soulcli.commands.sweep", "One prompt across many styles, on one sheet."),
+    "gallery": ("soulcli.commands.gallery", "Every task on one offline web page."),
     "config": ("soulcli.commands.config_cmd", "Show or change settings (API key, base URL, ...)."),
     "doctor": ("soulcli.commands.doctor", "Check config, key and API host; spends nothing."),
     "mcp": ("soulcli.commands.mcp", "Serve soul's tools to AI agents (MCP, stdio)."),

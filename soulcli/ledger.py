@@ -440,6 +440,12 @@ class Ledger:
         assert found is not None
         return found
 
+    def batches_from(self, source: str) -> set[int]:
+        """The ids of the batches run from `source` (`sweep` for every `soul sweep`)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM batches WHERE source = ?", (source,))
+            return {int(row["id"]) for row in rows}
+
     def batch_tasks(self, batch_id: int) -> dict[int, TaskRecord]:
         """The newest task of each line of a batch, by line number."""
         self.settle_abandoned()

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from soulcli.text import one_line
 
@@ -368,8 +368,9 @@ def _result(future: Future[Image.Image | str] | None) -> Image.Image | str | Non
     return None if future is None else future.result()
 
 
-def fitted(path: Path, box: tuple[int, int]) -> Image.Image | str:
-    """One image, decoded at about `box` and shrunk into it (never enlarged); RGB."""
+def fitted(path: Path | BinaryIO, box: tuple[int, int]) -> Image.Image | str:
+    """One image (a file, or its bytes in a file object), decoded at about `box` and
+    shrunk into it (never enlarged); RGB."""
     from PIL import Image
 
     try:

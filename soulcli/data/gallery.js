@@ -1,0 +1,70 @@
+// soul gallery: filter the cards and copy commands. No framework, nothing from the network.
+"use strict";
+
+(function () {
+  const search = document.getElementById("search");
+  const style = document.getElementById("style");
+  const shown = document.getElementById("shown");
+  const nomatch = document.getElementById("nomatch");
+  const cards = Array.from(document.querySelectorAll("article.card"));
+
+  // Every word typed must appear in the card's prompt, negative prompt, styles or ids.
+  function applyFilters() {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const wanted = style.value ? "|" + style.value + "|" : "";
+    let count = 0;
+    for (const card of cards) {
+      const text = card.dataset.search;
+      const keep =
+        words.every((word) => text.includes(word)) &&
+        (!wanted || card.dataset.styles.includes(wanted));
+      card.hidden = !keep;
+      if (keep) count += 1;
+    }
+    shown.textContent = String(count);
+    nomatch.hidden = count > 0 || cards.length === 0;
+  }
+
+  // The Clipboard API needs a secure context; a file: page usually is, but some
+  // browsers say no, so the old way through a selected text area is the fallback.
+  function copyTheOldWay(command) {
+    const area = document.createElement("textarea");
+    area.value = command;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    let copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch (error) {
+      copied = false;
+    }
+    area.remove();
+    return copied;
+  }
+
+  async function copy(button) {
+    const command = button.dataset.command;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(command);
+      copied = true;
+    } catch (error) {
+      copied = copyTheOldWay(command);
+    }
+    button.textContent = copied ? "Copied" : "Select it";
+    window.setTimeout(() => {
+      button.textContent = "Copy";
+    }, 1500);
+  }
+
+  search.addEventListener("input", applyFilters);
+  style.addEventListener("change", applyFilters);
+  search.form.addEventListener("submit", (event) => event.preventDefault());
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.copy");
+    if (button) copy(button);
+  });
+  applyFilters();
+})();

@@ -1,0 +1,261 @@
+"""The gallery: the ledger's tasks as cards on one static page that works offline."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from soulcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from soulcli.ledger import TaskRecord
+    from soulcli.thumbnails import Thumb
+
+PAGE = "index.html"
+ASSETS = "assets"
+THUMBS = "thumbs"
+ASSET_FILES = ("gallery.css", "gallery.js")
+# The page says it was made by soul: a folder holding such a page is a gallery that
+# may be rewritten; any other folder that is not empty is refused.
+GENERATOR = "soul gallery"
+
+
+@dataclass
+class Picture:
+    """One image of a card: a saved file and its thumbnail, or why there is none."""
+
+    caption: str
+    label: bool  # whether the caption is shown under the picture (a sweep's style names)
+    path: Path | None = None
+    thumb: Thumb | None = None
+    status: str = ""
+
+
+@dataclass
+class Card:
+    """One task, or one sweep's tasks (a style each), as the page shows them."""
+
+    records: list[TaskRecord]
+    sweep: bool = False
+    pictures: list[Picture] = field(default_factory=list)
+
+    @property
+    def first(self) -> TaskRecord:
+        return self.records[0]
+
+    @property
+    def created_at(self) -> float:
+        return max(r.created_at for r in self.records)
+
+    @property
+    def price(self) -> Decimal:
+        return sum((r.price_ptc for r in self.records), Decimal(0))
+
+    @property
+    def styles(self) -> list[str]:
+        return list(dict.fromkeys(r.style_name for r in self.records))
+
+    def command(self) -> str:
+        """The command that makes this card's images again."""
+        first = self.first
+        if self.sweep:
+            words = ["soul", "sweep", first.prompt, "--styles", ",".join(self.styles)]
+            words += ["--seed", str(first.seed), "--ar", first.aspect_ratio]
+            words += ["--quality", first.quality]
+            if first.negative_prompt:
+                words += ["--negative", first.negative_prompt]
+            # The same folder makes it the same sweep: run again, it pays for nothing
+            # already made (elsewhere it would be a new sweep, paid in full).
+            if first.out_dir:
+                words += ["-o", first.out_dir]
+            return shlex.join(words)
+        saved = next((p.path for p in self.pictures if p.path is not None and p.thumb), None)
+        # The sidecar beside a saved image holds the request; without one, the ledger does.
+        like = str(saved) if saved is not None else (first.remote_id or str(first.id))
+        return shlex.join(["soul", "generate", "--like", like])
+
+
+@dataclass
+class GalleryReport:
+    """What a build wrote and counted."""
+
+    page: Path
+    cards: int
+    tasks: int
+    images: int
+    missing: int
+    spent: Decimal
+    thumbs_made: int
+    thumbs_reused: int
+
+
+def cards_for(records: list[TaskRecord], sweep_batches: set[int]) -> list[Card]:
+    """One card per task, newest first; a sweep's tasks share one card, in style order."""
+    cards: list[Card] = []
+    sweeps: dict[int, Card] = {}
+    for record in records:
+        if record.batch_id is not None and record.batch_id in sweep_batches:
+            card = sweeps.get(record.batch_id)
+            if card is None:
+                card = sweeps[record.batch_id] = Card([], sweep=True)
+                cards.append(card)
+            card.records.append(record)
+        else:
+            cards.append(Card([record]))
+    for card in sweeps.values():
+        # A sweep run again keeps the newest task of each style (line).
+        by_line: dict[int, TaskRecord] = {}
+        for record in sorted(card.records, key=lambda r: (r.created_at, r.id)):
+            by_line[record.batch_line or 0] = record
+        card.records = [by_line[line] for line in sorted(by_line)]
+    cards.sort(key=lambda c: (c.created_at, c.first.id), reverse=True)
+    return cards
+
+
+def pictures_for(card: Card) -> list[Picture]:
+    """A task's 4 (or more) pictures; a sweep's first picture of each style."""
+    from soulcli.sheet import tiles_for_record
+
+    pictures = []
+    for record in card.records:
+        tiles = tiles_for_record(record)
+        if card.sweep:
+            # The style's first saved image, else its first tile to say why there is none.
+            tiles = [next((t for t in tiles if t.path is not None), tiles[0])]
+            captions = [record.style_name]
+        else:
+            captions = [f"#{index}" for index in range(1, len(tiles) + 1)]
+        for tile, caption in zip(tiles, captions, strict=True):
+            pictures.append(Picture(caption, card.sweep, tile.path, status=tile.status))
+    return pictures
+
+
+def check_folder(folder: Path) -> Path:
+    """The gallery folder, made if missing; refuses a folder that holds anything else."""
+    folder = folder.expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file, not a folder for the gallery")
+    if folder.is_dir():
+        entries = [e for e in os.listdir(folder) if not (e.startswith(".") and e.endswith(".part"))]
+        if entries and not _is_gallery(folder):
+            raise UsageError(
+                f"{folder} is not empty and holds no soul gallery; nothing was written",
+                hint="give -o an empty or new folder, or one soul gallery wrote before",
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the gallery folder {folder}: {exc.strerror}") from exc
+    return folder.resolve()
+
+
+def _is_gallery(folder: Path) -> bool:
+    try:
+        with open(folder / PAGE, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}">' in head
+
+
+def build(
+    folder: Path,
+    records: list[TaskRecord],
+    sweep_batches: set[int],
+    *,
+    filters: str = "",
+    complete: bool = True,
+) -> GalleryReport:
+    """Write the page, its assets and any new thumbnails into `folder`.
+
+    `complete` says the records are the whole ledger: thumbnails of images no longer
+    in it are deleted. A filtered build keeps them for the next whole one.
+    """
+    from soulcli.gallery_page import render_page
+    from soulcli.thumbnails import ThumbnailCache, write_atomically
+
+    folder = check_folder(folder)
+    _remove_leftovers(folder)
+    cards = cards_for(records, sweep_batches)
+    for card in cards:
+        card.pictures = pictures_for(card)
+    cache = ThumbnailCache(folder / THUMBS)
+    wanted = [p.path for card in cards for p in card.pictures if p.path is not None]
+    thumbs = cache.thumbs_for(wanted)
+    for card in cards:
+        for picture in card.pictures:
+            if picture.path is None:
+                continue
+            made = thumbs[picture.path]
+            if isinstance(made, str):
+                picture.status = made
+            else:
+                picture.thumb = made
+    if complete:
+        cache.keep_only({p.thumb.name for c in cards for p in c.pictures if p.thumb})
+    cache.save()
+    _write_assets(folder / ASSETS)
+    images = sum(1 for c in cards for p in c.pictures if p.thumb is not None)
+    missing = sum(1 for c in cards for p in c.pictures if p.thumb is None)
+    spent = sum((c.price for c in cards), Decimal(0))
+    page = folder / PAGE
+    html = render_page(cards, images=images, spent=spent, filters=filters, generator=GENERATOR)
+    write_atomically(page, html.encode("utf-8"))
+    return GalleryReport(
+        page=page,
+        cards=len(cards),
+        tasks=sum(len(c.records) for c in cards),
+        images=images,
+        missing=missing,
+        spent=spent,
+        thumbs_made=cache.made,
+        thumbs_reused=cache.reused,
+    )
+
+
+def _write_assets(folder: Path) -> None:
+    """Copy the page's stylesheet and script from the package, when they changed."""
+    from importlib import resources
+
+    from soulcli.thumbnails import write_atomically
+
+    folder.mkdir(exist_ok=True)
+    for name in ASSET_FILES:
+        data = resources.files("soulcli").joinpath("data", name).read_bytes()
+        target = folder / name
+        try:
+            if target.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        write_atomically(target, data)
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete temporary files a killed build left behind (their process has ended)."""
+    for where in (folder, folder / THUMBS, folder / ASSETS):
+        try:
+            entries = list(os.scandir(where))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".part"):
+                pid = entry.name[: -len(".part")].rpartition(".")[2]
+                if pid.isdigit() and not _running(int(pid)):
+                    Path(entry.path).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

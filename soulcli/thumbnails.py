@@ -1,0 +1,201 @@
+"""Gallery thumbnails: made once per image content with Pillow, reused on every rebuild."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from soulcli.text import one_line
+
+BOX = (320, 320)  # sharp at 160 CSS pixels on a 2x screen; about 4 KB each
+MANIFEST = "manifest.json"
+# Bump when thumbnails are made differently: older ones are then made again.
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """A thumbnail in the thumbnail folder: its file name and size in pixels."""
+
+    name: str
+    width: int
+    height: int
+
+
+@dataclass
+class _Known:
+    """What the manifest remembers of one image file: its size, mtime and content key."""
+
+    size: int
+    mtime_ns: int
+    key: str
+
+
+class ThumbnailCache:
+    """Thumbnails in one folder, named by a hash of the image's content.
+
+    A manifest remembers which file (path, size, mtime) had which content hash, so a
+    rebuild reads only images it has not seen; two copies of one image share a
+    thumbnail, and a file edited in place gets a new one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made = 0
+        self.reused = 0
+        self._files: dict[str, _Known] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}
+        self._extension = ""
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads((self.folder / MANIFEST).read_text("utf-8"))
+        except (OSError, ValueError):
+            return  # no manifest, or a damaged one: thumbnails are made again
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return
+        try:
+            for path, (size, mtime_ns, key) in data["files"].items():
+                self._files[path] = _Known(int(size), int(mtime_ns), str(key))
+            for key, (width, height) in data["thumbs"].items():
+                self._sizes[str(key)] = (int(width), int(height))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self._files.clear()
+            self._sizes.clear()
+
+    def thumbs_for(self, paths: list[Path]) -> dict[Path, Thumb | str]:
+        """Each image's thumbnail, or why it has none (not on disk, unreadable)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._name("")  # picks the format once, before the threads need it
+        on_disk = {entry.name for entry in os.scandir(self.folder)}
+        results: dict[Path, Thumb | str] = {}
+        to_make: list[tuple[Path, os.stat_result]] = []
+        for path in dict.fromkeys(paths):
+            try:
+                status = path.stat()
+            except OSError:
+                results[path] = "not on disk"
+                continue
+            known = self._files.get(str(path))
+            if (
+                known is not None
+                and known.size == status.st_size
+                and known.mtime_ns == status.st_mtime_ns
+                and known.key in self._sizes
+                and self._name(known.key) in on_disk
+            ):
+                results[path] = self._thumb(known.key)
+                self.reused += 1
+            else:
+                to_make.append((path, status))
+        if to_make:
+            # Pillow lets go of the GIL while it decodes, shrinks and encodes: two
+            # threads keep both cores of a small machine busy.
+            with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+                for (path, _), (outcome, made) in zip(
+                    to_make,
+                    pool.map(lambda item: self._make(item[0], item[1], on_disk), to_make),
+                    strict=True,
+                ):
+                    results[path] = outcome
+                    self.made += made
+                    self.reused += not made and isinstance(outcome, Thumb)
+        return results
+
+    def _make(
+        self, path: Path, status: os.stat_result, on_disk: set[str]
+    ) -> tuple[Thumb | str, bool]:
+        """The image's thumbnail, made unless its content has one; and whether it was made."""
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return "not on disk", False
+        key = hashlib.sha256(data).hexdigest()[:32]
+        if key in self._sizes and self._name(key) in on_disk:
+            self._files[str(path)] = _Known(status.st_size, status.st_mtime_ns, key)
+            return self._thumb(key), False
+        shrunk = _shrink(data)
+        if isinstance(shrunk, str):
+            return shrunk, False
+        target = self.folder / self._name(key)
+        part = self.folder / f".{target.name}.{os.getpid()}.part"
+        try:
+            with open(part, "wb") as handle:
+                shrunk.save(handle, **self._format())
+            os.replace(part, target)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            return f"thumbnail not written: {exc.strerror or exc}", False
+        self._sizes[key] = shrunk.size
+        self._files[str(path)] = _Known(status.st_size, status.st_mtime_ns, key)
+        return self._thumb(key), True
+
+    def _format(self) -> dict[str, Any]:
+        if self._extension == "webp":
+            # method 4 (Pillow's default) took twice as long for a few hundred bytes less.
+            return {"format": "WEBP", "quality": 80, "method": 2}
+        return {"format": "JPEG", "quality": 85, "optimize": True}
+
+    def _name(self, key: str) -> str:
+        if not self._extension:
+            from PIL import features
+
+            self._extension = "webp" if features.check("webp") else "jpg"
+        if not key:
+            return ""
+        return f"{key}.{self._extension}"
+
+    def _thumb(self, key: str) -> Thumb:
+        width, height = self._sizes[key]
+        return Thumb(self._name(key), width, height)
+
+    def keep_only(self, used: set[str]) -> None:
+        """Delete thumbnails no longer used, and forget files that are gone."""
+        names = {self._name(key) for key in self._sizes}
+        for entry in os.scandir(self.folder):
+            if entry.name in names and entry.name not in used:
+                Path(entry.path).unlink(missing_ok=True)
+        self._sizes = {k: v for k, v in self._sizes.items() if self._name(k) in used}
+        self._files = {p: k for p, k in self._files.items() if k.key in self._sizes}
+
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        data = {
+            "version": VERSION,
+            "files": {p: [k.size, k.mtime_ns, k.key] for p, k in sorted(self._files.items())},
+            "thumbs": {k: list(size) for k, size in sorted(self._sizes.items())},
+        }
+        write_atomically(self.folder / MANIFEST, json.dumps(data).encode("utf-8"))
+
+
+def _shrink(data: bytes) -> Any:
+    """The image in `data` shrunk into BOX (an RGB PIL image), or why it could not be read."""
+    import io
+
+    from soulcli.sheet import fitted
+
+    try:
+        return fitted(io.BytesIO(data), BOX)
+    except MemoryError:
+        return "too large to read"
+    except Exception as exc:  # a thumbnail is never worth stopping the gallery for
+        return one_line(exc, 120) or "unreadable"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a temporary file beside it, then rename it."""
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(part, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
