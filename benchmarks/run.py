@@ -421,6 +421,129 @@ def bench_show(runs: int) -> None:
     )
 
 
+def fill_ledger(base: Path, tasks: int, start: int = 0) -> None:
+    """`tasks` completed tasks in the ledger under base/data, with 4 distinct PNGs each.
+
+    The pictures are the fake's (1152 px); each file gets its own text chunk, so every
+    one has its own content and its own thumbnail to make, as real images would.
+    """
+    from soulcli.catalog import load_styles
+    from soulcli.fake302 import picture_png, png_chunk
+    from soulcli.ledger import COMPLETED, Ledger
+    from soulcli.request_builder import build_request
+
+    styles = load_styles()
+    pictures = [picture_png(1152, 1152, f"picture {n}", "bench", n, 1 + n % 4) for n in range(40)]
+    pics = base / "pics"
+    pics.mkdir(exist_ok=True)
+    with Ledger.open(base / "data" / "tasks.db") as ledger:
+        for number in range(start, start + tasks):
+            style = styles[number % len(styles)]
+            request = build_request(
+                f"bench prompt {number}: a dog in the rain",
+                style=style.id,
+                ar="1:1",
+                quality="720p",
+                seed=number + 1,
+                negative=None,
+                enhance=None,
+            )
+            local_id = ledger.add(request, out_dir=str(pics), api_host="127.0.0.1")
+            task_id = f"higgsfield_bench{number:06d}"
+            ledger.set_remote_id(local_id, task_id)
+            images = []
+            for index in range(1, 5):
+                data = pictures[(number * 4 + index) % len(pictures)]
+                tagged = data[:-12] + png_chunk(b"tEXt", f"bench\0{number}-{index}".encode())
+                path = pics / f"{task_id}_{index}.png"
+                path.write_bytes(tagged + data[-12:])
+                images.append({"index": index, "status": "completed", "url": "", "path": str(path)})
+            ledger.set_results(local_id, COMPLETED, images)
+
+
+def first_paint(page: Path, runs: int) -> tuple[float, float] | None:
+    """Median first contentful paint and median search-filter time (ms), in Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if chromium is None:
+        return None
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    paints, filters = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=flags)
+        for _ in range(runs):
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            tab = context.new_page()
+            tab.goto(page.as_uri())
+            paints.append(
+                tab.evaluate(
+                    "new Promise((done) => new PerformanceObserver((list) => done("
+                    "list.getEntriesByName('first-contentful-paint')[0].startTime))"
+                    ".observe({type: 'paint', buffered: true}))"
+                )
+            )
+            # A search typed in the box, through to the new layout.
+            filters.append(
+                tab.evaluate(
+                    "() => { const box = document.getElementById('search');"
+                    " const started = performance.now(); box.value = 'prompt 7';"
+                    " box.dispatchEvent(new Event('input')); document.body.offsetHeight;"
+                    " return performance.now() - started; }"
+                )
+            )
+            context.close()
+        browser.close()
+    return statistics.median(paints), statistics.median(filters)
+
+
+def bench_gallery(tasks: int, runs: int) -> None:
+    print(f"soul gallery of {tasks} tasks ({tasks * 4} images of 1152 px)")
+    with scratch() as base:
+        fill_ledger(base, tasks)
+        env = soul_env(base)
+        env["SOUL_DATA_DIR"] = str(base / "data")
+        cmd = [SOUL, "gallery", "-o", str(base / "gallery")]
+        first = wall(cmd, env)
+        page = base / "gallery" / "index.html"
+        built = page.is_file() and len(list((base / "gallery" / "thumbs").iterdir())) > tasks * 4
+        unchanged = statistics.median(wall(cmd, env) for _ in range(runs))
+        incremental = []
+        for extra in range(runs):
+            fill_ledger(base, 1, start=tasks + extra)
+            incremental.append(wall(cmd, env))
+        browser = first_paint(page, runs) if built else None
+        size = page.stat().st_size if built else 0
+    first_budget = 60.0 * tasks / 1000
+    record(
+        f"first build, {tasks} tasks / {tasks * 4} images",
+        f"{first:.1f} s" if built else "no page",
+        f"<= {first_budget:.0f} s",
+        built and first <= first_budget,
+    )
+    record("rebuild, nothing new", f"{unchanged * 1000:.0f} ms")
+    median = statistics.median(incremental)
+    record(
+        "rebuild after one new task (4 new thumbnails)",
+        f"{median * 1000:.0f} ms (spread {min(incremental) * 1000:.0f}-"
+        f"{max(incremental) * 1000:.0f})",
+        "<= 2 s",
+        median <= 2.0,
+    )
+    record("page size", f"{size / 1024:.0f} KiB")
+    if browser is None:
+        record("first paint in headless Chromium", "skipped: no Chromium or Playwright")
+        return
+    paint, search = browser
+    record(
+        "first contentful paint, headless Chromium", f"{paint:.0f} ms", "<= 1000 ms", paint <= 1000
+    )
+    record("a search typed, to the new layout", f"{search:.1f} ms", "<= 50 ms", search <= 50)
+
+
 def describe_machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -444,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller batch")
     parser.add_argument(
         "--only",
-        default="startup,waiting,downloads,batch,sheet",
-        help="comma-separated subset of startup, waiting, downloads, batch, sheet",
+        default="startup,waiting,downloads,batch,sheet,show,gallery",
+        help="comma-separated subset of startup, waiting, downloads, batch, sheet, show, gallery",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -460,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": lambda: bench_batch(16 if args.quick else 64, 2.0, 8),
         "sheet": lambda: bench_sheet(3 if args.quick else 7),
         "show": lambda: bench_show(5 if args.quick else 15),
+        "gallery": lambda: bench_gallery(50 if args.quick else 1000, 3 if args.quick else 5),
     }
     for name, bench in benches.items():
         if name in chosen:

@@ -84,6 +84,9 @@ def render_card(card: Card) -> str:
     # A sweep of many styles takes two columns of the page, so its tiles stay legible.
     kind = ("card sweep wide" if len(card.pictures) > 6 else "card sweep") if card.sweep else "card"
     shape = f"pictures n{min(len(card.pictures), 4)}" if not card.sweep else "pictures grid"
+    # Boxes take the request's shape (the stylesheet knows the API's ratios), so a
+    # missing image's box is as big as the ones beside it.
+    shape += " ar-" + "-".join(part for part in first.aspect_ratio.split(":") if part.isdigit())
     facts = []
     if card.sweep:
         facts.append(("styles", f"{len(card.styles)} (sweep)"))
