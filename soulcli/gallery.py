@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from soulcli.errors import UsageError
+from soulcli.sheet import NOT_ON_DISK
 
 if TYPE_CHECKING:
     from soulcli.ledger import TaskRecord
@@ -19,6 +22,7 @@ PAGE = "index.html"
 ASSETS = "assets"
 THUMBS = "thumbs"
 ASSET_FILES = ("gallery.css", "gallery.js")
+OWN_ENTRIES = frozenset({PAGE, ASSETS, THUMBS})
 # The page says it was made by soul: a folder holding such a page is a gallery that
 # may be rewritten; any other folder that is not empty is refused.
 GENERATOR = "soul gallery"
@@ -139,13 +143,7 @@ def check_folder(folder: Path) -> Path:
     folder = folder.expanduser()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is a file, not a folder for the gallery")
-    if folder.is_dir():
-        entries = [e for e in os.listdir(folder) if not (e.startswith(".") and e.endswith(".part"))]
-        if entries and not _is_gallery(folder):
-            raise UsageError(
-                f"{folder} is not empty and holds no soul gallery; nothing was written",
-                hint="give -o an empty or new folder, or one soul gallery wrote before",
-            )
+    refuse_a_stranger(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -153,9 +151,33 @@ def check_folder(folder: Path) -> Path:
     return folder.resolve()
 
 
-def _is_gallery(folder: Path) -> bool:
+def refuse_a_stranger(folder: Path) -> None:
+    """Refuse a folder holding anything a gallery does not (your pictures, say).
+
+    A gallery holds the page, `assets/` and `thumbs/` (and, after a killed build,
+    temp files); a page there must be one soul wrote.
+    """
     try:
-        with open(folder / PAGE, encoding="utf-8", errors="replace") as handle:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"cannot read the gallery folder {folder}: {exc.strerror}") from exc
+    strangers = [
+        e
+        for e in entries
+        if e not in OWN_ENTRIES and not (e.startswith(".") and e.endswith(".part"))
+    ]
+    if strangers or (PAGE in entries and not _written_by_soul(folder / PAGE)):
+        raise UsageError(
+            f"{folder} is not empty and holds no soul gallery; nothing was written",
+            hint="give -o an empty or new folder, or one soul gallery wrote before",
+        )
+
+
+def _written_by_soul(page: Path) -> bool:
+    try:
+        with open(page, encoding="utf-8", errors="replace") as handle:
             head = handle.read(2048)
     except OSError:
         return False
@@ -175,10 +197,41 @@ def build(
     `complete` says the records are the whole ledger: thumbnails of images no longer
     in it are deleted. A filtered build keeps them for the next whole one.
     """
+    folder = check_folder(folder)
+    try:
+        with _only_builder(folder):
+            # Again, now that no other build is writing here.
+            refuse_a_stranger(folder)
+            return _build(folder, records, sweep_batches, filters=filters, complete=complete)
+    except OSError as exc:
+        raise UsageError(f"cannot write the gallery in {folder}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def _only_builder(folder: Path) -> Iterator[None]:
+    """Hold the folder while building: a second build waits rather than pruning
+    thumbnails the first one's page uses."""
+    import fcntl
+
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # and with it the lock
+
+
+def _build(
+    folder: Path,
+    records: list[TaskRecord],
+    sweep_batches: set[int],
+    *,
+    filters: str,
+    complete: bool,
+) -> GalleryReport:
     from soulcli.gallery_page import render_page
     from soulcli.thumbnails import ThumbnailCache, write_atomically
 
-    folder = check_folder(folder)
     _remove_leftovers(folder)
     cards = cards_for(records, sweep_batches)
     for card in cards:
@@ -193,18 +246,23 @@ def build(
             made = thumbs[picture.path]
             if isinstance(made, str):
                 picture.status = made
+                if made == NOT_ON_DISK:
+                    picture.path = None  # moved or deleted since: nothing to link to
             else:
                 picture.thumb = made
-    if complete:
-        cache.keep_only({p.thumb.name for c in cards for p in c.pictures if p.thumb})
-    cache.save()
     _write_assets(folder / ASSETS)
-    images = sum(1 for c in cards for p in c.pictures if p.thumb is not None)
-    missing = sum(1 for c in cards for p in c.pictures if p.thumb is None)
+    # An image on disk that Pillow cannot read (HEIC without a plugin) still counts,
+    # and still links to its file.
+    images = sum(1 for c in cards for p in c.pictures if p.path is not None)
+    missing = sum(1 for c in cards for p in c.pictures if p.path is None)
     spent = sum((c.price for c in cards), Decimal(0))
     page = folder / PAGE
     html = render_page(cards, images=images, spent=spent, filters=filters, generator=GENERATOR)
     write_atomically(page, html.encode("utf-8"))
+    # Only once the new page is in place: the old one used some of these.
+    if complete:
+        cache.keep_only({p.thumb.name for c in cards for p in c.pictures if p.thumb})
+    cache.save()
     return GalleryReport(
         page=page,
         cards=len(cards),

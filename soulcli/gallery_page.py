@@ -36,7 +36,12 @@ def render_page(
     built = time.strftime(DATE_FORMAT)
     scope = f" · only {text(filters)}" if filters else ""
     body = "\n".join(render_card(card) for card in cards)
-    empty = "" if cards else '<p class="empty">No tasks yet: run <code>soul generate</code>.</p>'
+    if cards:
+        empty = ""
+    elif filters:
+        empty = f'<p class="empty">No task matches {text(filters)}.</p>'
+    else:
+        empty = '<p class="empty">No tasks yet: run <code>soul generate</code>.</p>'
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -146,6 +151,8 @@ def render_picture(picture: Picture) -> str:
             f'alt="{text(picture.caption)}"></a>{caption}</figure>'
         )
     status = picture.status or "missing"
-    where = f' title="{text(picture.path)}"' if picture.path is not None else ""
     place = "" if picture.label else f"{text(picture.caption)} · "
-    return f'<figure class="missing"{where}><div>{place}{text(status)}</div>{caption}</figure>'
+    box = f"<div>{place}{text(status)}</div>"
+    if picture.path is not None:  # on disk, but no thumbnail could be made of it
+        box = f'<a href="{text(picture.path.as_uri())}" title="{text(picture.path)}">{box}</a>'
+    return f'<figure class="missing">{box}{caption}</figure>'

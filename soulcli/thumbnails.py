@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soulcli.sheet import NOT_ON_DISK
 from soulcli.text import one_line
 
 BOX = (320, 320)  # sharp at 160 CSS pixels on a 2x screen; about 4 KB each
@@ -80,7 +81,7 @@ class ThumbnailCache:
             try:
                 status = path.stat()
             except OSError:
-                results[path] = "not on disk"
+                results[path] = NOT_ON_DISK
                 continue
             known = self._files.get(str(path))
             if (
@@ -115,7 +116,7 @@ class ThumbnailCache:
         try:
             data = path.read_bytes()
         except OSError:
-            return "not on disk", False
+            return NOT_ON_DISK, False
         key = hashlib.sha256(data).hexdigest()[:32]
         if key in self._sizes and self._name(key) in on_disk:
             self._files[str(path)] = _Known(status.st_size, status.st_mtime_ns, key)
@@ -178,14 +179,22 @@ def _shrink(data: bytes) -> Any:
     """The image in `data` shrunk into BOX (an RGB PIL image), or why it could not be read."""
     import io
 
+    from soulcli.imagefiles import sniff_extension
     from soulcli.sheet import fitted
 
     try:
-        return fitted(io.BytesIO(data), BOX)
+        shrunk = fitted(io.BytesIO(data), BOX)
     except MemoryError:
         return "too large to read"
     except Exception as exc:  # a thumbnail is never worth stopping the gallery for
-        return one_line(exc, 120) or "unreadable"
+        shrunk = one_line(exc, 120) or "unreadable"
+    if isinstance(shrunk, str):
+        # Pillow's reasons name its file object, not the user's file: say what it is.
+        kind = (sniff_extension(data[:64]) or "").lstrip(".")
+        if kind in ("", "png", "jpg", "webp", "gif"):
+            return "unreadable"  # a format Pillow reads: this file is damaged
+        return f"no thumbnail for {kind.upper()}"
+    return shrunk
 
 
 def write_atomically(target: Path, data: bytes) -> None:

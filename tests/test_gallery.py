@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,84 @@ def test_open_hands_the_page_to_the_browser(fake: Fake302, tmp_path: Path) -> No
     result = run_soul("gallery", "-o", str(tmp_path / "gal"), "--open", env=env)
     assert result.code == 0, result.stderr
     assert opened.read_text() == (tmp_path / "gal" / "index.html").resolve().as_uri()
+
+
+def test_an_image_pillow_cannot_read_still_links_to_its_file(fake: Fake302, tmp_path: Path) -> None:
+    fake.settings.image_format = "heic"
+    saved = generate(fake, tmp_path / "pics", "a dog")
+    assert saved and all(p.suffix == ".heic" for p in saved)
+    page, summary = gallery(tmp_path / "gal")
+    assert "4 images, 0.1 PTC · 0 new thumbnails" in summary  # counted: they are on disk
+    card = cards(page)[0]
+    assert card.count("no thumbnail for HEIC") == 4
+    for image in saved:
+        assert f'href="{image.as_uri()}"' in card
+
+
+def test_a_damaged_image_is_marked_unreadable(fake: Fake302, tmp_path: Path) -> None:
+    saved = generate(fake, tmp_path / "pics", "a dog")
+    saved[0].write_bytes(saved[0].read_bytes()[:200])  # cut short after the download
+    page, summary = gallery(tmp_path / "gal")
+    assert "3 new thumbnails" in summary
+    assert "#1 · unreadable" in cards(page)[0]
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_and_the_last_page_stays_whole(
+    fake: Fake302, tmp_path: Path, tmpfs: Callable[[str, str], Path]
+) -> None:
+    generate(fake, tmp_path / "pics", "a dog")
+    read_only = tmpfs("ro", "ro,size=16k")
+    result = run_soul("gallery", "-o", str(read_only / "gal"))
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"soul: error: cannot create the gallery folder {read_only}")
+
+    small = tmpfs("small", "size=40k")
+    gallery(small / "gal")  # the page and 4 thumbnails fit
+    before = (small / "gal" / "index.html").read_bytes()
+    for n in range(6):
+        generate(fake, tmp_path / "pics", f"a cat {n}")
+    result = run_soul("gallery", "-o", str(small / "gal"))
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"soul: error: cannot write the gallery in {small}")
+    assert len(result.stderr.splitlines()) == 1
+    assert (small / "gal" / "index.html").read_bytes() == before
+    assert not list((small / "gal").rglob("*.part"))
+
+
+def test_a_killed_first_build_leaves_a_folder_the_next_build_takes(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    generate(fake, tmp_path / "pics", "a dog")
+    folder = tmp_path / "gal"
+    (folder / "thumbs").mkdir(parents=True)  # what a build killed before its page leaves
+    (folder / "thumbs" / ".0123.webp.999999999.part").write_bytes(b"half")
+    page, _ = gallery(folder)
+    assert len(cards(page)) == 1
+    assert not list(folder.rglob("*.part"))
+
+
+def test_two_builds_at_once_both_finish_with_a_whole_page(fake: Fake302, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import SOUL, soul_env
+
+    for n in range(3):
+        generate(fake, tmp_path / "pics", f"a dog {n}")
+    folder = tmp_path / "gal"
+    builds = [
+        subprocess.Popen(
+            [str(SOUL), "gallery", "-o", str(folder)],
+            env=soul_env(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(b.wait(timeout=60), b.communicate()) for b in builds]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    page = folder / "index.html"
+    assert len(cards(page)) == 3
+    referenced = set(re.findall(r'src="thumbs/([^"]+)"', page.read_text("utf-8")))
+    assert len(referenced) == 12
+    assert all((folder / "thumbs" / name).is_file() for name in referenced)
+    assert not [p for p in folder.rglob("*.part")]

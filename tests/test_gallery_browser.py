@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +73,7 @@ class Visit:
 @pytest.fixture
 def ledger_of_four(fake: Fake302, tmp_path: Path) -> Path:
     """A gallery of a sweep and three tasks (one hostile, one with an nsfw image)."""
-    pics = tmp_path / "pics"
+    pics = tmp_path / "my pics #1 'q' %20"  # links must survive spaces, # and quotes
     result = run_soul(
         "sweep", "a fox", "--styles", "Tokyo,Y2K", "--seed", "5", "-o", str(tmp_path / "sweep"),
         "--no-show", fake=fake,
@@ -155,8 +156,8 @@ def test_the_copy_button_copies_the_command_that_makes_the_card_again(
     button.click()
     visit.page.wait_for_function("document.activeElement.textContent === 'Copied'")
     copied = visit.page.evaluate("navigator.clipboard.readText()")
-    assert copied == f"soul generate --like {image}"
-    again = run_soul(*copied.split()[1:], "--dry-run", "--json", fake=fake)
+    assert image is not None and copied == f"soul generate --like {shlex.quote(image)}"
+    again = run_soul(*shlex.split(copied)[1:], "--dry-run", "--json", fake=fake)
     assert again.code == 0, again.stderr
     assert '"prompt": "a dog in the rain"' in again.stdout and '"seed": 7' in again.stdout
     visit.close()
