@@ -70,7 +70,8 @@ def gallery(
     \b
     Examples:
       soul gallery --open
-      soul gallery --since 7d --style Tokyo -o ~/tokyo-week
+      soul gallery --since 7d -s Tokyo
+      soul gallery -S dog -o ~/dogs
     """
     from soulcli import ui
     from soulcli.gallery import build
