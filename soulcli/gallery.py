@@ -229,8 +229,9 @@ def _build(
     filters: str,
     complete: bool,
 ) -> GalleryReport:
+    from soulcli.atomicfile import write_atomically
     from soulcli.gallery_page import render_page
-    from soulcli.thumbnails import ThumbnailCache, write_atomically
+    from soulcli.thumbnails import ThumbnailCache
 
     _remove_leftovers(folder)
     cards = cards_for(records, sweep_batches)
@@ -279,7 +280,7 @@ def _write_assets(folder: Path) -> None:
     """Copy the page's stylesheet and script from the package, when they changed."""
     from importlib import resources
 
-    from soulcli.thumbnails import write_atomically
+    from soulcli.atomicfile import write_atomically
 
     folder.mkdir(exist_ok=True)
     for name in ASSET_FILES:

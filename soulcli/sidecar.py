@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from soulcli import __version__
+from soulcli.atomicfile import write_atomically
 from soulcli.errors import UsageError
 from soulcli.models import GenerationRequest
 
@@ -46,14 +47,7 @@ def write_sidecar(
     # Named like the image's own temp files, so a run after a kill -9 removes it too.
     tmp = image.with_name(f".{image.stem}.{os.getpid()}.sidecar.part")
     data = (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(target, data, part=tmp)
     return target
 
 

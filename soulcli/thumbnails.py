@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soulcli.atomicfile import write_atomically
 from soulcli.sheet import NOT_ON_DISK
 from soulcli.text import one_line
 
@@ -183,16 +184,3 @@ def _shrink(data: bytes) -> Any:
             return "unreadable"  # a format Pillow reads: this file is damaged
         return f"no thumbnail for {kind.upper()}"
     return shrunk
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write `data` to `target` through a temporary file beside it, then rename it."""
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with open(part, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
