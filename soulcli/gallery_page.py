@@ -17,6 +17,9 @@ CSP = (
     "base-uri 'none'; form-action 'none'"
 )
 DATE_FORMAT = "%Y-%m-%d %H:%M"
+# The first cards (several screens' worth) load at once, so a page of a few tasks is
+# whole when it has loaded; the ones after load as they come near the window.
+EAGER_CARDS = 24
 
 
 def text(value: object) -> str:
@@ -35,7 +38,7 @@ def render_page(
     options = "".join(f'<option value="{text(s.lower())}">{text(s)}</option>' for s in styles)
     built = time.strftime(DATE_FORMAT)
     scope = f" · only {text(filters)}" if filters else ""
-    body = "\n".join(render_card(card) for card in cards)
+    body = "\n".join(render_card(card, eager=n < EAGER_CARDS) for n, card in enumerate(cards))
     if cards:
         empty = ""
     elif filters:
@@ -75,7 +78,7 @@ aria-label="Search prompts, styles and task ids" autocomplete="off">
 """
 
 
-def render_card(card: Card) -> str:
+def render_card(card: Card, *, eager: bool = True) -> str:
     """One card: pictures, prompt, the request's facts, and the command to make it again."""
     from soulcli.models import format_ptc
 
@@ -85,9 +88,10 @@ def render_card(card: Card) -> str:
         + [r.remote_id or "" for r in card.records]
     ).lower()
     style_keys = "|" + "|".join(s.lower() for s in card.styles) + "|"
-    pictures = "".join(render_picture(p) for p in card.pictures)
+    pictures = "".join(render_picture(p, eager=eager) for p in card.pictures)
     # A sweep of many styles takes two columns of the page, so its tiles stay legible.
     kind = ("card sweep wide" if len(card.pictures) > 6 else "card sweep") if card.sweep else "card"
+    kind += "" if eager else " later"
     shape = f"pictures n{min(len(card.pictures), 4)}" if not card.sweep else "pictures grid"
     # Boxes take the request's shape (the stylesheet knows the API's ratios), so a
     # missing image's box is as big as the ones beside it.
@@ -138,7 +142,7 @@ def render_card(card: Card) -> str:
     )
 
 
-def render_picture(picture: Picture) -> str:
+def render_picture(picture: Picture, *, eager: bool = True) -> str:
     """A thumbnail linking to the full image, or a grey box saying why there is none."""
     # A task's pictures are told apart by place; a sweep's by the style under each.
     caption = f"<figcaption>{text(picture.caption)}</figcaption>" if picture.label else ""
@@ -147,7 +151,7 @@ def render_picture(picture: Picture) -> str:
         return (
             f'<figure><a href="{text(picture.path.as_uri())}" title="{text(picture.path)}">'
             f'<img src="thumbs/{text(thumb.name)}" width="{thumb.width}" '
-            f'height="{thumb.height}" loading="lazy" decoding="async" '
+            f'height="{thumb.height}" loading="{"eager" if eager else "lazy"}" decoding="async" '
             f'alt="{text(picture.caption)}"></a>{caption}</figure>'
         )
     status = picture.status or "missing"
