@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from soulcli.errors import UsageError
 from soulcli.sheet import NOT_ON_DISK
+from soulcli.thumbnails import Thumb
 
 if TYPE_CHECKING:
     from soulcli.ledger import TaskRecord
-    from soulcli.thumbnails import Thumb
 
 PAGE = "index.html"
 ASSETS = "assets"
@@ -43,13 +43,20 @@ class Picture:
 class Card:
     """One task, or one sweep's tasks (a style each), as the page shows them."""
 
-    records: list[TaskRecord]
+    records: list[TaskRecord]  # every task the card stands for (and costs)
     sweep: bool = False
     pictures: list[Picture] = field(default_factory=list)
+    images: int = 0  # saved images on disk, a sweep's included (not only the shown ones)
+    missing: int = 0
+    # The tasks shown: all, except that a sweep line tried twice shows its newest.
+    shown: list[TaskRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.shown = self.shown or list(self.records)
 
     @property
     def first(self) -> TaskRecord:
-        return self.records[0]
+        return self.shown[0]
 
     @property
     def created_at(self) -> float:
@@ -61,7 +68,7 @@ class Card:
 
     @property
     def styles(self) -> list[str]:
-        return list(dict.fromkeys(r.style_name for r in self.records))
+        return list(dict.fromkeys(r.style_name for r in self.shown))
 
     def command(self) -> str:
         """The command that makes this card's images again."""
@@ -77,7 +84,7 @@ class Card:
             if first.out_dir:
                 words += ["-o", first.out_dir]
             return shlex.join(words)
-        saved = next((p.path for p in self.pictures if p.path is not None and p.thumb), None)
+        saved = next((p.path for p in self.pictures if p.path is not None), None)
         # The sidecar beside a saved image holds the request; without one, the ledger does.
         like = str(saved) if saved is not None else (first.remote_id or str(first.id))
         return shlex.join(["soul", "generate", "--like", like])
@@ -100,33 +107,60 @@ class GalleryReport:
 def cards_for(records: list[TaskRecord], sweep_batches: set[int]) -> list[Card]:
     """One card per task, newest first; a sweep's tasks share one card, in style order."""
     cards: list[Card] = []
-    sweeps: dict[int, Card] = {}
+    sweeps: dict[int, list[TaskRecord]] = {}
     for record in records:
         if record.batch_id is not None and record.batch_id in sweep_batches:
-            card = sweeps.get(record.batch_id)
-            if card is None:
-                card = sweeps[record.batch_id] = Card([], sweep=True)
-                cards.append(card)
-            card.records.append(record)
+            sweeps.setdefault(record.batch_id, []).append(record)
         else:
             cards.append(Card([record]))
-    for card in sweeps.values():
-        # A sweep run again keeps the newest task of each style (line).
+    for tasks in sweeps.values():
+        # A sweep line tried again (after a failure) shows its newest task.
         by_line: dict[int, TaskRecord] = {}
-        for record in sorted(card.records, key=lambda r: (r.created_at, r.id)):
+        for record in sorted(tasks, key=lambda r: (r.created_at, r.id)):
             by_line[record.batch_line or 0] = record
-        card.records = [by_line[line] for line in sorted(by_line)]
+        shown = [by_line[line] for line in sorted(by_line)]
+        if _one_sweep(shown):
+            cards.append(Card(tasks, sweep=True, shown=shown))
+        else:  # a batch file that happens to be named `sweep`
+            cards += [Card([record]) for record in tasks]
     cards.sort(key=lambda c: (c.created_at, c.first.id), reverse=True)
     return cards
 
 
+def _one_sweep(records: list[TaskRecord]) -> bool:
+    """Whether these tasks are one request in several styles, as `soul sweep` sends."""
+    first = records[0]
+    same = all(
+        (r.prompt, r.negative_prompt, r.seed, r.aspect_ratio, r.quality)
+        == (first.prompt, first.negative_prompt, first.seed, first.aspect_ratio, first.quality)
+        for r in records
+    )
+    return same and len({r.style_id for r in records}) == len(records)
+
+
+# More than the API's 4 images is a hand-edited ledger: no page of a thousand boxes.
+MOST_PICTURES = 16
+
+
 def pictures_for(card: Card) -> list[Picture]:
-    """A task's 4 (or more) pictures; a sweep's first picture of each style."""
+    """A task's 4 (or more) pictures; a sweep's first picture of each style.
+
+    Also counts the card's saved and missing images, a sweep's hidden ones included.
+    """
+    from soulcli.ledger import FINAL
     from soulcli.sheet import tiles_for_record
 
     pictures = []
-    for record in card.records:
-        tiles = tiles_for_record(record)
+    card.images = card.missing = 0
+    for record in card.shown:
+        tiles = tiles_for_record(record, base=Path(record.out_dir or "."))[:MOST_PICTURES]
+        for tile in tiles:
+            if tile.path is None:
+                card.missing += 1
+            else:
+                card.images += 1
+            if tile.path is None and tile.status == record.state and record.state in FINAL:
+                tile.status = "not delivered"  # the task ended without it
         if card.sweep:
             # The style's first saved image, else its first tile to say why there is none.
             tiles = [next((t for t in tiles if t.path is not None), tiles[0])]
@@ -141,43 +175,57 @@ def pictures_for(card: Card) -> list[Picture]:
 def check_folder(folder: Path) -> Path:
     """The gallery folder, made if missing; refuses a folder that holds anything else."""
     folder = folder.expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file, not a folder for the gallery")
-    refuse_a_stranger(folder)
     try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder} is a file, not a folder for the gallery")
+        refuse_a_stranger(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        return folder.resolve()
     except OSError as exc:
         raise UsageError(f"cannot create the gallery folder {folder}: {exc.strerror}") from exc
-    return folder.resolve()
+
+
+# What file managers leave in any folder they show: never a reason to refuse one.
+LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory", ".localized"})
 
 
 def refuse_a_stranger(folder: Path) -> None:
     """Refuse a folder holding anything a gallery does not (your pictures, say).
 
-    A gallery holds the page, `assets/` and `thumbs/` (and, after a killed build,
-    temp files); a page there must be one soul wrote.
+    A gallery holds the page, `assets/` with its two files and `thumbs/` with
+    thumbnails and their manifest (and, after a killed build, temp files); a page
+    there must be one soul wrote.
     """
-    try:
-        entries = os.listdir(folder)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise UsageError(f"cannot read the gallery folder {folder}: {exc.strerror}") from exc
-    strangers = [
-        e
-        for e in entries
-        if e not in OWN_ENTRIES and not (e.startswith(".") and e.endswith(".part"))
-    ]
-    if strangers or (PAGE in entries and not _written_by_soul(folder / PAGE)):
-        raise UsageError(
-            f"{folder} is not empty and holds no soul gallery; nothing was written",
-            hint="give -o an empty or new folder, or one soul gallery wrote before",
-        )
+    from soulcli.thumbnails import MANIFEST, THUMB_NAME
+
+    expected = {
+        folder: OWN_ENTRIES,
+        folder / ASSETS: frozenset(ASSET_FILES),
+        folder / THUMBS: frozenset({MANIFEST}),
+    }
+    for where, own in expected.items():
+        try:
+            entries = os.listdir(where)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        strangers = [
+            e
+            for e in entries
+            if e not in own
+            and e not in LITTER
+            and not (e.startswith(".") and e.endswith(".part"))
+            and not (where.name == THUMBS and THUMB_NAME.fullmatch(e))
+        ]
+        if strangers or (where == folder and PAGE in entries and not _written_by_soul(where)):
+            raise UsageError(
+                f"{folder} is not empty and holds no soul gallery; nothing was written",
+                hint="give -o an empty or new folder, or one soul gallery wrote before",
+            )
 
 
-def _written_by_soul(page: Path) -> bool:
+def _written_by_soul(folder: Path) -> bool:
     try:
-        with open(page, encoding="utf-8", errors="replace") as handle:
+        with open(folder / PAGE, encoding="utf-8", errors="replace") as handle:
             head = handle.read(2048)
     except OSError:
         return False
@@ -191,15 +239,17 @@ def build(
     *,
     filters: str = "",
     complete: bool = True,
+    waiting: Callable[[], None] | None = None,
 ) -> GalleryReport:
     """Write the page, its assets and any new thumbnails into `folder`.
 
     `complete` says the records are the whole ledger: thumbnails of images no longer
-    in it are deleted. A filtered build keeps them for the next whole one.
+    in it are deleted. A filtered build keeps them for the next whole one. `waiting`
+    is called if another build holds the folder (this one then waits for it).
     """
     folder = check_folder(folder)
     try:
-        with _only_builder(folder):
+        with _only_builder(folder, waiting):
             # Again, now that no other build is writing here.
             refuse_a_stranger(folder)
             return _build(folder, records, sweep_batches, filters=filters, complete=complete)
@@ -208,14 +258,22 @@ def build(
 
 
 @contextmanager
-def _only_builder(folder: Path) -> Iterator[None]:
+def _only_builder(folder: Path, waiting: Callable[[], None] | None) -> Iterator[None]:
     """Hold the folder while building: a second build waits rather than pruning
     thumbnails the first one's page uses."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not kept apart
+        yield
+        return
     handle = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
         os.close(handle)  # and with it the lock
@@ -245,20 +303,19 @@ def _build(
             if picture.path is None:
                 continue
             made = thumbs[picture.path]
-            if isinstance(made, str):
-                picture.status = made
-                if made == NOT_ON_DISK:
-                    picture.path = None  # moved or deleted since: nothing to link to
-            else:
+            if isinstance(made, Thumb):
                 picture.thumb = made
+                continue
+            picture.status = made
+            if made == NOT_ON_DISK:  # moved or deleted a moment ago: nothing to link to
+                picture.path = None
+                card.images -= 1
+                card.missing += 1
+            # Otherwise (HEIC, say) it still counts, and still links to its file.
     _write_assets(folder / ASSETS)
-    # An image on disk that Pillow cannot read (HEIC without a plugin) still counts,
-    # and still links to its file.
-    images = sum(1 for c in cards for p in c.pictures if p.path is not None)
-    missing = sum(1 for c in cards for p in c.pictures if p.path is None)
     spent = sum((c.price for c in cards), Decimal(0))
     page = folder / PAGE
-    html = render_page(cards, images=images, spent=spent, filters=filters, generator=GENERATOR)
+    html = render_page(cards, filters=filters, generator=GENERATOR)
     write_atomically(page, html.encode("utf-8"))
     # Only once the new page is in place: the old one used some of these.
     if complete:
@@ -268,8 +325,8 @@ def _build(
         page=page,
         cards=len(cards),
         tasks=sum(len(c.records) for c in cards),
-        images=images,
-        missing=missing,
+        images=sum(c.images for c in cards),
+        missing=sum(c.missing for c in cards),
         spent=spent,
         thumbs_made=cache.made,
         thumbs_reused=cache.reused,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from html import escape
@@ -20,6 +21,7 @@ DATE_FORMAT = "%Y-%m-%d %H:%M"
 # The first cards (several screens' worth) load at once, so a page of a few tasks is
 # whole when it has loaded; the ones after load as they come near the window.
 EAGER_CARDS = 24
+PTC_UNITS = 10_000
 
 
 def text(value: object) -> str:
@@ -27,13 +29,17 @@ def text(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def render_page(
-    cards: list[Card], *, images: int, spent: Decimal, filters: str, generator: str
-) -> str:
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def render_page(cards: list[Card], *, filters: str, generator: str) -> str:
     """The whole page: totals, the search box and style filter, then the cards."""
     from soulcli.models import format_ptc
 
     tasks = sum(len(card.records) for card in cards)
+    images = sum(card.images for card in cards)
+    spent = sum((card.price for card in cards), Decimal(0))
     styles = sorted({style for card in cards for style in card.styles}, key=str.lower)
     options = "".join(f'<option value="{text(s.lower())}">{text(s)}</option>' for s in styles)
     built = time.strftime(DATE_FORMAT)
@@ -60,9 +66,10 @@ def render_page(
 <body>
 <header>
 <h1>soul gallery</h1>
-<p class="totals" id="totals"><span id="shown">{len(cards)}</span> of {len(cards)} cards · \
-{tasks} task{"s" if tasks != 1 else ""} · {images} image{"s" if images != 1 else ""} · \
-{format_ptc(spent)} PTC spent · built {built}{scope}</p>
+<p class="totals" id="totals"><span id="shown">{len(cards)}</span> of \
+{plural(len(cards), "card")} · <span id="tasks">{plural(tasks, "task")}</span> · \
+<span id="images">{plural(images, "image")}</span> · <span id="spent">\
+{format_ptc(spent)} PTC</span> spent · built {built}{scope}</p>
 <form class="filters" role="search">
 <input type="search" id="search" placeholder="Search prompts, styles, task ids" \
 aria-label="Search prompts, styles and task ids" autocomplete="off">
@@ -87,7 +94,9 @@ def render_card(card: Card, *, eager: bool = True) -> str:
         [first.prompt, first.negative_prompt, *card.styles]
         + [r.remote_id or "" for r in card.records]
     ).lower()
-    style_keys = "|" + "|".join(s.lower() for s in card.styles) + "|"
+    style_keys = json.dumps([s.lower() for s in card.styles], ensure_ascii=False)
+    # Whole ten-thousandths of a PTC: the page adds them up exactly.
+    units = int(card.price * PTC_UNITS)
     pictures = "".join(render_picture(p, eager=eager) for p in card.pictures)
     # A sweep of many styles takes two columns of the page, so its tiles stay legible.
     kind = ("card sweep wide" if len(card.pictures) > 6 else "card sweep") if card.sweep else "card"
@@ -132,9 +141,10 @@ def render_card(card: Card, *, eager: bool = True) -> str:
     error = "".join(f'<p class="error">{text(e)}</p>' for e in errors)
     command = card.command()
     return (
-        f'<article class="{kind}" data-search="{text(search)}" data-styles="{text(style_keys)}">'
+        f'<article class="{kind}" data-search="{text(search)}" data-styles="{text(style_keys)}" '
+        f'data-tasks="{len(card.records)}" data-images="{card.images}" data-units="{units}">'
         f'<div class="{shape}">{pictures}</div>'
-        f'<p class="prompt">{text(first.prompt)}</p>{negative}{error}'
+        f'<p class="prompt" title="{text(first.prompt)}">{text(first.prompt)}</p>{negative}{error}'
         f'<dl class="facts">{facts_html}</dl>'
         f'<div class="again"><code title="{text(command)}">{text(command)}</code>'
         f'<button type="button" class="copy" data-command="{text(command)}">Copy</button></div>'

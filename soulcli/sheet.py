@@ -215,9 +215,12 @@ def tile_label(style: str | None, seed: object, index: object) -> str:
     return " · ".join(parts)
 
 
-def tiles_for_record(record: TaskRecord) -> list[Tile]:
+def tiles_for_record(record: TaskRecord, base: Path | None = None) -> list[Tile]:
     """A ledger task's tiles, by image index (4 or more): its saved images, and placeholders
-    with their status for the ones not delivered, not saved, or no longer on disk."""
+    with their status for the ones not delivered, not saved, or no longer on disk.
+
+    A relative path (a hand-edited ledger) is taken from `base`, else the current directory.
+    """
     by_index: dict[int, dict[str, Any]] = {}
     for image in record.images:
         try:
@@ -230,12 +233,12 @@ def tiles_for_record(record: TaskRecord) -> list[Tile]:
         saved = by_index.get(index)
         if saved is None:  # not delivered yet, or the task ended without it
             tiles.append(Tile(None, label, record.state))
-        elif not saved.get("path"):
+        elif not saved.get("path") or not isinstance(saved["path"], str):
             tiles.append(Tile(None, label, one_line(saved.get("status") or "not saved", 40)))
-        elif not Path(saved["path"]).is_file():
+        elif not (path := (base or Path.cwd()) / saved["path"]).is_file():
             tiles.append(Tile(None, label, NOT_ON_DISK))
         else:
-            tiles.append(Tile(Path(saved["path"]), label))
+            tiles.append(Tile(path.absolute(), label))
     return tiles
 
 

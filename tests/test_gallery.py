@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shlex
 import time
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 from soulcli.fake302 import Fake302
-from tests.conftest import SENTINEL_KEY, run_soul
+from tests.conftest import SENTINEL_KEY, run_soul, soul_env, wait_until
 
 HOSTILE = "<script>alert(1)</script> \"quoted\" & 'single' <b>bold</b>"
 
@@ -155,7 +154,7 @@ def test_a_sweep_is_one_card_with_a_tile_per_style(fake: Fake302, tmp_path: Path
     assert result.code == 0, result.stderr
     generate(fake, tmp_path / "pics", "a dog")
     page, summary = gallery(tmp_path / "gal")
-    assert "gallery of 4 tasks, 7 images, 0.4 PTC" in summary
+    assert "gallery of 4 tasks, 16 images, 0.4 PTC · 7 new thumbnails" in summary
     (sweep,) = [c for c in cards(page) if 'class="card sweep"' in c]
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", sweep)
     assert captions == ["Tokyo streetstyle", "Y2K", "Fisheye"]
@@ -233,12 +232,127 @@ def test_open_hands_the_page_to_the_browser(fake: Fake302, tmp_path: Path) -> No
     generate(fake, tmp_path / "pics", "a dog")
     opened = tmp_path / "opened"
     browser = tmp_path / "browser"
-    browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {opened}\n')
     browser.chmod(0o755)
-    env = dict(os.environ, BROWSER=str(browser))
+    env = soul_env(None, BROWSER=f"no-such-browser:{browser} --new-window")
     result = run_soul("gallery", "-o", str(tmp_path / "gal"), "--open", env=env)
     assert result.code == 0, result.stderr
-    assert opened.read_text() == (tmp_path / "gal" / "index.html").resolve().as_uri()
+    assert result.lines == [str(tmp_path / "gal" / "index.html")]
+    wait_until(opened.exists, "the browser script to run")
+    wait_until(lambda: opened.read_text() != "", "the browser script to write")
+    uri = (tmp_path / "gal" / "index.html").as_uri()
+    assert opened.read_text().splitlines() == ["--new-window", uri]
+
+
+def test_open_with_no_browser_and_no_display_says_where_the_page_is(tmp_path: Path) -> None:
+    env = soul_env(None)
+    for name in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    result = run_soul("gallery", "-o", str(tmp_path / "gal"), "--open", env=env, timeout=20)
+    assert result.code == 0 and result.lines == [str(tmp_path / "gal" / "index.html")]
+    assert "found no web browser to open it with; open " in result.stderr
+
+
+def test_a_browser_that_stays_open_does_not_hold_soul_up(tmp_path: Path) -> None:
+    browser = tmp_path / "browser"
+    browser.write_text("#!/bin/sh\nsleep 30\n")
+    browser.chmod(0o755)
+    result = run_soul(
+        "gallery", "-o", str(tmp_path / "gal"), "--open", env=soul_env(None, BROWSER=str(browser)),
+        timeout=10,
+    )  # fmt: skip
+    assert result.code == 0 and "no web browser" not in result.stderr
+
+
+def test_copies_of_one_image_share_one_thumbnail(fake: Fake302, tmp_path: Path) -> None:
+    # The fake answers the same prompt and seed with the same bytes, as a server may.
+    for _ in range(3):
+        generate(fake, tmp_path / "pics", "dup test", "--seed", "42")
+    page, summary = gallery(tmp_path / "gal")
+    assert "gallery of 3 tasks, 12 images, 0.3 PTC · 4 new thumbnails" in summary
+    assert "thumbnail not written" not in page.read_text("utf-8")
+    assert len(list((tmp_path / "gal" / "thumbs").glob("*.jpg"))) == 4
+
+
+def test_what_file_managers_leave_does_not_make_a_gallery_a_stranger(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    generate(fake, tmp_path / "pics", "a dog")
+    folder = tmp_path / "gal"
+    gallery(folder)
+    (folder / ".DS_Store").write_bytes(b"\0")
+    (folder / "thumbs" / "Thumbs.db").write_bytes(b"\0")
+    gallery(folder)
+
+
+@pytest.mark.parametrize("stranger", ["thumbs/holiday.png", "assets/notes.txt", "notes.txt"])
+def test_a_folder_of_your_own_is_refused_even_when_it_has_a_thumbs_folder(
+    tmp_path: Path, stranger: str
+) -> None:
+    folder = tmp_path / "mine"
+    (folder / stranger).parent.mkdir(parents=True, exist_ok=True)
+    (folder / stranger).write_bytes(b"mine")
+    result = run_soul("gallery", "-o", str(folder))
+    assert result.code == 2 and "holds no soul gallery; nothing was written" in result.stderr
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
+        stranger
+    ]
+
+
+def test_a_batch_file_named_sweep_is_not_taken_for_a_sweep(fake: Fake302, tmp_path: Path) -> None:
+    (tmp_path / "sweep").write_text("a lighthouse\na windmill\na castle\n")
+    result = run_soul("batch", "sweep", "-o", str(tmp_path / "out"), fake=fake, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    page, summary = gallery(tmp_path / "gal")
+    assert "gallery of 3 tasks, 12 images" in summary
+    found = cards(page)
+    assert len(found) == 3 and not [c for c in found if "sweep" in c.split(">")[0]]
+
+
+def test_a_killed_first_build_keeps_the_thumbnails_it_made(fake: Fake302, tmp_path: Path) -> None:
+    generate(fake, tmp_path / "pics", "a dog")
+    generate(fake, tmp_path / "pics", "a cat")
+    folder = tmp_path / "gal"
+    gallery(folder)
+    # As if killed before it wrote its manifest (and its page): the thumbnails stay.
+    (folder / "thumbs" / "manifest.json").unlink()
+    (folder / "index.html").unlink()
+    page, summary = gallery(folder)
+    assert summary.strip().endswith("· 0 new thumbnails")
+    assert len(re.findall(r'<img src="thumbs/', page.read_text("utf-8"))) == 8
+
+
+def test_unreadable_images_are_not_decoded_again_and_old_thumbnails_go(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    saved = generate(fake, tmp_path / "pics", "a dog")
+    saved[0].write_bytes(saved[0].read_bytes()[:200])
+    folder = tmp_path / "gal"
+    gallery(folder)
+    manifest = json.loads((folder / "thumbs" / "manifest.json").read_text())
+    assert list(manifest["failed"].values()) == ["unreadable"]
+    old = folder / "thumbs" / ("0" * 32 + ".webp")  # made by an older soul
+    old.write_bytes(b"RIFF")
+    page, summary = gallery(folder)
+    assert summary.strip().endswith("· 0 new thumbnails") and "#1 · unreadable" in page.read_text()
+    assert not old.exists()
+
+
+def test_a_relative_path_in_the_ledger_is_read_from_the_task_folder(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    saved = generate(fake, tmp_path / "pics", "a dog")
+    with sqlite3.connect(tmp_path / "data" / "tasks.db") as db:
+        (images,) = db.execute("SELECT images FROM tasks").fetchone()
+        entries = json.loads(images)
+        entries[0]["path"] = saved[0].name
+        entries[1]["path"] = 12  # not a path at all
+        db.execute("UPDATE tasks SET images = ?", (json.dumps(entries),))
+    page, summary = gallery(tmp_path / "gal")
+    card = cards(page)[0]
+    assert f'href="{saved[0].as_uri()}"' in card and "3 images (1 missing)" in summary
 
 
 def test_an_image_pillow_cannot_read_still_links_to_its_file(fake: Fake302, tmp_path: Path) -> None:

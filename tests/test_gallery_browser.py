@@ -96,7 +96,11 @@ def test_cards_thumbnails_and_links_load_and_nothing_leaves_file(
     assert page.locator("article.card").count() == 4
     assert page.locator("article.sweep").count() == 1
     assert visit.visible_prompts() == ["a red kite", HOSTILE, "a dog in the rain", "a fox"]
-    assert page.locator("#totals").inner_text().startswith("4 of 4 cards · 5 tasks · 13 images")
+    assert (
+        page.locator("#totals")
+        .inner_text()
+        .startswith("4 of 4 cards · 5 tasks · 19 images · 0.5 PTC spent")
+    )
     # Every thumbnail decoded: loaded with a real width, none broken.
     page.wait_for_function("[...document.images].every((img) => img.complete)")
     widths = page.eval_on_selector_all("img", "imgs => imgs.map((img) => img.naturalWidth)")
@@ -132,7 +136,13 @@ def test_the_search_box_and_the_style_filter_narrow_the_cards(
     page = visit.page
     page.fill("#search", "RAIN dog")
     assert visit.visible_prompts() == ["a dog in the rain"]
-    assert page.locator("#shown").inner_text() == "1"
+    assert page.locator("#totals").inner_text().startswith("1 of 4 cards · 1 task · 4 images")
+    page.fill("#search", "fox")  # the sweep: 2 tasks, 8 images, 0.2 PTC
+    assert (
+        page.locator("#totals")
+        .inner_text()
+        .startswith("1 of 4 cards · 2 tasks · 8 images · 0.2 PTC spent")
+    )
     page.fill("#search", "")
     page.select_option("#style", label="Y2K")  # the kite, and the sweep with a Y2K tile
     assert visit.visible_prompts() == ["a red kite", "a fox"]
@@ -161,3 +171,55 @@ def test_the_copy_button_copies_the_command_that_makes_the_card_again(
     assert again.code == 0, again.stderr
     assert '"prompt": "a dog in the rain"' in again.stdout and '"seed": 7' in again.stdout
     visit.close()
+
+
+def test_the_page_refuses_anything_from_outside_its_folder(
+    browser: Any, ledger_of_four: Path
+) -> None:
+    """Were some text not escaped, the Content-Security-Policy would still stop it."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Counter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    remote = f"http://127.0.0.1:{server.server_address[1]}"
+    visit = Visit(browser, ledger_of_four)
+    try:
+        blocked = visit.page.evaluate(
+            """async (remote) => {
+                const seen = [];
+                document.addEventListener("securitypolicyviolation", (e) =>
+                    seen.push(e.effectiveDirective));
+                document.body.insertAdjacentHTML("beforeend",
+                    `<img src="${remote}/img.png"><link rel="stylesheet" href="${remote}/s.css">` +
+                    `<iframe src="${remote}/frame"></iframe>`);
+                const script = document.createElement("script");
+                script.src = remote + "/s.js";
+                document.body.appendChild(script);
+                const inline = document.createElement("script");
+                inline.textContent = "window.ran = true";
+                document.body.appendChild(inline);
+                try { await fetch(remote + "/fetch"); } catch (error) { seen.push("no fetch"); }
+                await new Promise((done) => setTimeout(done, 300));
+                return [seen.sort(), window.ran === true];
+            }""",
+            remote,
+        )
+    finally:
+        visit.close()
+        server.shutdown()
+    directives, inline_ran = blocked
+    assert hits == [] and not inline_ran
+    for directive in ("img-src", "style-src-elem", "frame-src", "script-src-elem", "connect-src"):
+        assert directive in directives, directives

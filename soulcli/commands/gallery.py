@@ -79,7 +79,14 @@ def gallery(
 
     folder = out if out is not None else _default_folder()
     records, sweeps, filters = _tasks(since, search, style)
-    report = build(folder, records, sweeps, filters=filters, complete=not filters)
+    report = build(
+        folder,
+        records,
+        sweeps,
+        filters=filters,
+        complete=not filters,
+        waiting=lambda: ui.say(f"soul: waiting for another soul gallery writing to {folder}"),
+    )
     missing = f" ({report.missing} missing)" if report.missing else ""
     ui.say(
         f"soul: gallery of {report.tasks} task{'s' if report.tasks != 1 else ''}, "
@@ -88,11 +95,51 @@ def gallery(
         f"{'s' if report.thumbs_made != 1 else ''}"
     )
     ui.emit(str(report.page))
-    if open_page:
-        import webbrowser
+    if open_page and not open_in_browser(report.page.as_uri()):
+        ui.warn(f"found no web browser to open it with; open {report.page} yourself")
 
-        if not webbrowser.open(report.page.as_uri()):
-            ui.warn(f"no web browser to open; open {report.page} yourself")
+
+def open_in_browser(uri: str) -> bool:
+    """Open `uri` in a graphical web browser without waiting for it; False if none.
+
+    `$BROWSER` is honoured as `webbrowser` does, but started on its own with no
+    terminal, so it neither holds soul up nor writes over soul's output. Without it,
+    the standard library picks the browser, except that a text one (lynx, w3m) would
+    take over the terminal: with no display to open a window on, nothing is opened.
+    """
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import webbrowser
+
+    for entry in filter(None, os.environ.get("BROWSER", "").split(os.pathsep)):
+        words = shlex.split(entry)
+        words = [uri if w == "%s" else w for w in words] + ([] if "%s" in words else [uri])
+        try:
+            started = subprocess.Popen(
+                words,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            continue  # no such program: the next one in $BROWSER
+        try:
+            # A launcher (xdg-open) hands over and exits at once; a browser stays.
+            if started.wait(timeout=1.0) == 0:
+                return True
+        except subprocess.TimeoutExpired:
+            return True
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        return webbrowser.open(uri)
+    except webbrowser.Error:
+        return False
 
 
 def _default_folder() -> Path:
