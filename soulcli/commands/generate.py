@@ -125,9 +125,9 @@ def generate(
         return
 
     from soulcli.commands.common import SpinnerWatcher, report
-    from soulcli.downloads import prepare_out_dir, refuse_a_file
     from soulcli.follow import FollowOptions, Tracked, follow_task, open_client, request_json
     from soulcli.ledger import Ledger
+    from soulcli.outdir import prepare_out_dir, refuse_a_file
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
