@@ -37,6 +37,7 @@ from soulcli.models import (
     parse_snapshot,
 )
 from soulcli.text import one_line
+from soulcli.tls import tls_context
 
 USER_AGENT = f"soul/{__version__} (+https://github.com/soulcli)"
 MAX_API_BODY = 4 * 1024 * 1024  # no API answer is this large; a bigger one is hostile
@@ -163,6 +164,8 @@ class ApiClient:
         self.on_rate_limited: Callable[[], None] | None = None
         self._http = httpx.Client(
             base_url=base_url,
+            # check_base_url allows plain http only to this machine: no TLS, no CA bundle.
+            verify=tls_context(for_tls=not base_url.startswith("http://")),
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "User-Agent": USER_AGENT,

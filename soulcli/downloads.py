@@ -33,6 +33,7 @@ from soulcli.models import Job
 from soulcli.outdir import prepare_out_dir
 from soulcli.process import pid_alive
 from soulcli.text import one_line
+from soulcli.tls import tls_context
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # the largest Soul image is a few MB; more is not an image
 CHUNK = 64 * 1024
@@ -119,6 +120,7 @@ class ImageDownloader:
             transport=transport,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             event_hooks={"request": [self._check_hop]},
+            verify=tls_context(),  # the process's one context: the CA bundle is read once
         )
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from types import FrameType
 
 
@@ -18,6 +19,11 @@ def main() -> None:
         # A parent may leave these blocked (its mask is inherited): Ctrl-C must work. Only
         # now, so one already pending meets the handler above.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    # `import httpx` also imports httpx's own command-line client (with Rich's progress
+    # bars and Pygments: about a third of httpx's import time), which soul never runs.
+    # A None in sys.modules stops that one import; httpx catches the ImportError and
+    # goes on without its CLI. Only in the `soul` command: the library leaves httpx whole.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from soulcli.cli import main as run
 
     run()
