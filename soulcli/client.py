@@ -162,6 +162,8 @@ class ApiClient:
         self.sleep = sleep
         # Called on every 429, so a batch can lower its concurrency for a while.
         self.on_rate_limited: Callable[[], None] | None = None
+        # 429s answered so far: a wait stops its dense polling once the API pushes back.
+        self.rate_limits_seen = 0
         self._http = httpx.Client(
             base_url=base_url,
             # check_base_url allows plain http only to this machine: no TLS, no CA bundle.
@@ -180,6 +182,7 @@ class ApiClient:
         self._http.close()
 
     def _rate_limited(self) -> None:
+        self.rate_limits_seen += 1
         if self.on_rate_limited is not None:
             self.on_rate_limited()
 
