@@ -363,10 +363,13 @@ def generate_and_time(fake: Fake302, env: dict[str, str], out: Path) -> Waited:
     return Waited(seen, ended - done_at, download, len(polls))
 
 
-def bench_waiting(repeats: int, durations: tuple[float, ...], spread_of: float | None) -> None:
+def bench_waiting(
+    repeats: int, durations: tuple[float, ...], spread_from: tuple[float, ...]
+) -> None:
     """Four tasks in a row from an empty ledger: the first polls on the fixed grid, the
-    fourth with three similar tasks in the ledger. Every task of a run takes `total`
-    seconds, or, for the spread row, a time drawn from [spread_of, spread_of + 1)."""
+    fourth with three similar tasks in the ledger. Every task of a run takes one of
+    `durations`, or, for a spread row, a time drawn from [start, start + 1) for each
+    start in `spread_from`: tasks that end anywhere, not on the polls' half seconds."""
     import random
 
     print(
@@ -374,8 +377,7 @@ def bench_waiting(repeats: int, durations: tuple[float, ...], spread_of: float |
         f"(median (min-max) of {repeats} runs, 3 for long tasks; 64 px images)"
     )
     plans: list[tuple[str, float, float]] = [(f"T={t:g}s", t, 0.0) for t in durations]
-    if spread_of is not None:
-        plans.append((f"T in [{spread_of:g}, {spread_of + 1:g})s", spread_of, 1.0))
+    plans += [(f"T in [{t:g}, {t + 1:g})s", t, 1.0) for t in spread_from]
     draw = random.Random(13)
     for label, total, width in plans:
         settings = FakeSettings(api_key=KEY, small_images=True)  # times set per task
@@ -696,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         "waiting": lambda: bench_waiting(
             1 if args.quick else 5,
             (3.5,) if args.quick else (3.5, 20.5),
-            None if args.quick else 3.5,
+            () if args.quick else (3.5, 20.0),
         ),
         "downloads": lambda: bench_downloads(1 if args.quick else 3),
         "batch": lambda: bench_batch(16 if args.quick else 64, 2.0, 8),
