@@ -119,7 +119,7 @@ class LineWatcher(Watcher):
 
 def out_dir_of(line: BatchLine) -> Path:
     """A line's output directory, created and checked (before anything is paid for)."""
-    from soulcli.downloads import prepare_out_dir
+    from soulcli.outdir import prepare_out_dir
 
     return prepare_out_dir(Path(line.out or "."))
 

@@ -37,6 +37,7 @@ from soulcli.models import (
     parse_snapshot,
 )
 from soulcli.text import one_line
+from soulcli.tls import tls_context
 
 USER_AGENT = f"soul/{__version__} (+https://github.com/soulcli)"
 MAX_API_BODY = 4 * 1024 * 1024  # no API answer is this large; a bigger one is hostile
@@ -161,8 +162,12 @@ class ApiClient:
         self.sleep = sleep
         # Called on every 429, so a batch can lower its concurrency for a while.
         self.on_rate_limited: Callable[[], None] | None = None
+        # 429s answered so far: a wait stops its dense polling once the API pushes back.
+        self.rate_limits_seen = 0
         self._http = httpx.Client(
             base_url=base_url,
+            # check_base_url allows plain http only to this machine: no TLS, no CA bundle.
+            verify=tls_context(for_tls=not base_url.startswith("http://")),
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "User-Agent": USER_AGENT,
@@ -177,6 +182,7 @@ class ApiClient:
         self._http.close()
 
     def _rate_limited(self) -> None:
+        self.rate_limits_seen += 1
         if self.on_rate_limited is not None:
             self.on_rate_limited()
 

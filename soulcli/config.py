@@ -45,8 +45,6 @@ def canonical_key(key: str) -> str:
 
 def load_config(path: Path | None = None) -> dict[str, str]:
     """Read the config file; a missing file is an empty config, a broken one a ConfigError."""
-    import tomllib
-
     path = path or config_path()
     try:
         info = path.lstat()
@@ -63,6 +61,8 @@ def load_config(path: Path | None = None) -> dict[str, str]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    import tomllib  # only now: most runs have no config file to parse
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

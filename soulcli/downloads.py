@@ -19,7 +19,6 @@ import httpx
 
 from soulcli.client import USER_AGENT, backoff_delay
 from soulcli.config import is_loopback
-from soulcli.errors import DownloadError
 from soulcli.imagefiles import (
     HEAD_BYTES,
     SNIFFED_TYPES,
@@ -31,8 +30,10 @@ from soulcli.imagefiles import (
     sniff_extension,
 )
 from soulcli.models import Job
+from soulcli.outdir import prepare_out_dir
 from soulcli.process import pid_alive
 from soulcli.text import one_line
+from soulcli.tls import tls_context
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # the largest Soul image is a few MB; more is not an image
 CHUNK = 64 * 1024
@@ -119,6 +120,7 @@ class ImageDownloader:
             transport=transport,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             event_hooks={"request": [self._check_hop]},
+            verify=tls_context(),  # the process's one context: the CA bundle is read once
         )
 
     @staticmethod
@@ -356,32 +358,6 @@ def remove_stale_parts(out_dir: Path, stem: str, index: int) -> None:
         pid_text = part.name[len(prefix) :].split(".", 1)[0]
         if pid_text.isdigit() and not pid_alive(int(pid_text)):
             part.unlink(missing_ok=True)
-
-
-def refuse_a_file(out_dir: Path) -> None:
-    """A usage error when the output directory is an existing file (creates nothing)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        from soulcli.errors import UsageError
-
-        raise UsageError(
-            f"output directory {out_dir} is a file, not a directory",
-            hint="give --out a directory; soul names the 4 images itself",
-        )
-
-
-def prepare_out_dir(out_dir: Path) -> Path:
-    """Create the output directory if needed and check that it can be written to."""
-    out_dir = out_dir.expanduser()
-    refuse_a_file(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
-    if not out_dir.is_dir():
-        raise DownloadError(f"output path {out_dir} is not a directory")
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise DownloadError(f"output directory {out_dir} is not writable")
-    return out_dir.resolve()
 
 
 def _same_content(a: Path, b: Path) -> bool:

@@ -7,10 +7,11 @@ prints nothing and imports no terminal library; what it has to say goes to a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from soulcli.downloads import ImageDownloader, MissingImage, SavedImage
     from soulcli.ledger import Ledger
     from soulcli.models import GenerationRequest, TaskSnapshot
+    from soulcli.waiting import PollSchedule
 
 
 class Watcher:
@@ -172,6 +174,7 @@ def _follow(
         record = tracked.ledger.get(tracked.local_id)
         if record is not None:
             options.previews = record.previews_in(out_dir)
+    schedule = _poll_schedule(tracked, options) if wait else None
     try:
         outcome = _wait_and_save(
             client,
@@ -182,6 +185,7 @@ def _follow(
             wait=wait,
             request=tracked.request if tracked else None,
             options=options,
+            schedule=schedule,
         )
     except TaskStoppedError as exc:
         if tracked is not None:  # stopped: whoever comes next may resume it at once
@@ -200,6 +204,11 @@ def _follow(
     over = outcome.snapshot.finished and (wait or outcome.snapshot.says_it_is_over)
     if tracked is None:
         return outcome
+    seen = schedule.finish_seen() if schedule is not None else None
+    if seen is not None:
+        # For the next task's polls only: nothing is lost if it cannot be written.
+        with contextlib.suppress(SoulError):
+            tracked.ledger.set_done_seen(tracked.local_id, *seen)
     if not over or (out_dir is None and outcome.snapshot.done_count > 0):
         # Only looked at, or nowhere to save it: not this process's to finish.
         _best_effort(options.watcher, tracked.ledger.release, tracked.local_id)
@@ -229,6 +238,26 @@ def _follow(
     return outcome
 
 
+def _poll_schedule(tracked: Tracked | None, options: FollowOptions) -> PollSchedule:
+    """When to poll: densely where the user's recent similar tasks ended, if any did."""
+    from soulcli.waiting import FinishWindow, PollSchedule
+
+    try:
+        record = tracked.ledger.get(tracked.local_id) if tracked is not None else None
+        if tracked is None or record is None:
+            return PollSchedule(just_submitted=options.just_submitted)
+        ends = tracked.ledger.recent_ends(
+            api_host=record.api_host, quality=record.quality, batch_id=record.batch_id
+        )
+    except SoulError:  # an unreadable ledger: the task is still polled, on the grid
+        return PollSchedule(just_submitted=options.just_submitted)
+    return PollSchedule(
+        FinishWindow.spanning(ends),
+        submitted_at=record.created_at,
+        just_submitted=options.just_submitted,
+    )
+
+
 def _best_effort(watcher: Watcher, write: Callable[..., None], *args: Any) -> None:
     """A ledger write after the task id is recorded: if it fails, the row stays resumable."""
     from soulcli.submit import try_to_record
@@ -248,6 +277,7 @@ def _wait_and_save(
     wait: bool,
     request: GenerationRequest | None,
     options: FollowOptions,
+    schedule: PollSchedule | None = None,
 ) -> Outcome:
     """Poll until finished (or once if not `wait`), then save completed images to `out_dir`."""
     from soulcli.waiting import wait_for_task
@@ -259,8 +289,21 @@ def _wait_and_save(
 
     doing = "waiting for"
     try:
-        with watcher.waiting(task_id, price, options.submitted_at) if wait else nullcontext():
+        with contextlib.ExitStack() as stack:
             if wait:
+                stack.enter_context(watcher.waiting(task_id, price, options.submitted_at))
+
+            made: list[ImageDownloader] = []
+
+            def make_downloader() -> None:
+                # While the wait has time to spare rather than after it (importing and
+                # building the image client takes 30-80 ms): the images start at once.
+                from soulcli.downloads import ImageDownloader
+
+                made.append(stack.enter_context(ImageDownloader()))
+
+            if wait:
+                needed = out_dir is not None and options.downloader is None
                 snapshot = wait_for_task(
                     client,
                     task_id,
@@ -268,8 +311,11 @@ def _wait_and_save(
                     on_update=watcher.updated,
                     on_retry=on_retry,
                     sleep=options.sleep,
-                    just_submitted=options.just_submitted,
+                    schedule=schedule,
+                    idle=make_downloader if needed else None,
                 )
+                if made:
+                    options = replace(options, downloader=made[0])
             else:
                 snapshot = client.fetch(task_id, deadline=time.monotonic() + min(timeout, 30.0))
             outcome = Outcome(snapshot)

@@ -429,7 +429,7 @@ class Soul:
             yield ledger
 
     def _out_dir(self, out: str | Path | None) -> Path:
-        from soulcli.downloads import prepare_out_dir
+        from soulcli.outdir import prepare_out_dir
 
         return prepare_out_dir(Path(out or self.settings.out_dir or ".").expanduser())
 

@@ -114,6 +114,7 @@ def _fetch_all(wanted: dict[Path, str], directory: Path, timeout: float) -> dict
 
     from soulcli.client import USER_AGENT
     from soulcli.downloads import check_image_url
+    from soulcli.tls import tls_context
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,7 @@ def _fetch_all(wanted: dict[Path, str], directory: Path, timeout: float) -> dict
         max_redirects=5,
         limits=httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS),
         event_hooks={"request": [check_hop]},
+        verify=tls_context(),
     ) as client:
 
         def one(path: Path, url: str) -> None:

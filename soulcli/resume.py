@@ -34,7 +34,7 @@ def take_over_unfinished(
 
 def images_dir(record: TaskRecord, out: Path | None) -> Path:
     """Where a ledger task's images go: `--out`, else the directory it was submitted with."""
-    from soulcli.downloads import prepare_out_dir
+    from soulcli.outdir import prepare_out_dir
 
     if out is not None:
         return prepare_out_dir(Path(out).expanduser())

@@ -378,10 +378,10 @@ def by_id(
     """
     from soulcli import ui
     from soulcli.commands.common import SpinnerWatcher, report
-    from soulcli.downloads import prepare_out_dir
     from soulcli.errors import resume_command
     from soulcli.follow import FollowOptions, Tracked, follow_task, open_client, request_json
     from soulcli.models import format_ptc, valid_task_id
+    from soulcli.outdir import prepare_out_dir
 
     record = ledger.get(task_id)
     if record is not None and record.remote_id is None:

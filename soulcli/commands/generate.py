@@ -124,10 +124,9 @@ def generate(
             ui.emit(json.dumps(request.body(), ensure_ascii=False, indent=2))
         return
 
-    from soulcli.commands.common import SpinnerWatcher, report
-    from soulcli.downloads import prepare_out_dir, refuse_a_file
-    from soulcli.follow import FollowOptions, Tracked, follow_task, open_client, request_json
+    from soulcli.follow import open_client, request_json
     from soulcli.ledger import Ledger
+    from soulcli.outdir import prepare_out_dir, refuse_a_file
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
@@ -166,6 +165,9 @@ def generate(
                     + resume_command(task_id, out_dir)
                 )
                 return
+            from soulcli.commands.common import SpinnerWatcher, report
+            from soulcli.follow import FollowOptions, Tracked, follow_task
+
             outcome = follow_task(
                 client,
                 task_id,

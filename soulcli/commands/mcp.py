@@ -61,8 +61,8 @@ def mcp(
         raise ConfigError(f"`soul mcp` needs the {exc.name} package", hint=INSTALL_HINT) from None
     settings = effective_settings()
     require_api_key(settings)  # a server that can do nothing should not start
-    from soulcli.downloads import prepare_out_dir
     from soulcli.mcp_server import serve
+    from soulcli.outdir import prepare_out_dir
 
     out_dir = prepare_out_dir(_out_dir(out, settings.out_dir))
     for signum in (signal.SIGINT, signal.SIGTERM):

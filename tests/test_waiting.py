@@ -1,0 +1,173 @@
+"""When soul polls: the fixed grid without history, dense around the end the ledger expects.
+
+The schedule is driven here by a simulated clock (polls sent when it says, or late);
+tests/test_wait_window.py checks the same through the real CLI against the fake.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from soulcli.waiting import FinishWindow, PollSchedule
+
+SUBMIT = 1000.0  # the wall-clock time of the simulated submit
+
+
+def run_schedule(
+    schedule: PollSchedule,
+    ends_at: float,
+    *,
+    since_submit: float = 0.0,
+    late: list[float] | None = None,
+) -> list[float]:
+    """The poll times (seconds since the wait began) until a task that ends `ends_at`
+    seconds after the submit is seen, the wait beginning `since_submit` seconds after
+    it; `late` delays each poll by that much, in turn."""
+    schedule.begin(now=SUBMIT + since_submit)
+    delays = iter(late or [])
+    at = schedule.next_poll(0.0) if schedule.just_submitted else 0.0
+    polls: list[float] = []
+    while True:
+        at += next(delays, 0.0)
+        polls.append(at)
+        finished = schedule.since_submit + at >= ends_at
+        schedule.polled(at, at, finished)
+        if finished or len(polls) > 500:
+            return polls
+        at = schedule.next_poll(at)
+
+
+def submitted(window: FinishWindow | None) -> PollSchedule:
+    """A schedule for a task whose submit has just been answered."""
+    return PollSchedule(window, submitted_at=SUBMIT, just_submitted=True)
+
+
+def resumed(window: FinishWindow | None) -> PollSchedule:
+    """A schedule for a task taken up again (`soul fetch`): looked at once at once."""
+    return PollSchedule(window, submitted_at=SUBMIT)
+
+
+@pytest.fixture(autouse=True)
+def unscaled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOUL_POLL_SCALE", raising=False)
+
+
+def test_without_history_the_grid_is_as_it_always_was() -> None:
+    polls = run_schedule(submitted(None), 20.5)
+    assert polls == pytest.approx([1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22])
+    # A resumed task (not just submitted) is looked at once at once, then the same grid.
+    assert run_schedule(resumed(None), 104.5, since_submit=100.0) == pytest.approx(
+        [0, 1, 2, 3, 4, 6]
+    )
+
+
+def test_the_scale_shrinks_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOUL_POLL_SCALE", "0.2")
+    assert run_schedule(submitted(None), 1.3) == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.2, 1.6])
+
+
+def test_polls_gather_where_recent_tasks_ended() -> None:
+    # Three earlier tasks: one seen on the grid (running at 20 s, done by 22 s), two
+    # seen by dense polls. The window is 19.5 s to 22.5 s, with half a second's margin.
+    window = FinishWindow.spanning([(20.0, 22.0), (20.0, 20.5), (20.5, 21.0)])
+    assert window == FinishWindow(20.0, 22.0)
+    polls = run_schedule(submitted(window), 20.7)
+    inside = [p for p in polls if p >= 19.5]
+    assert inside == pytest.approx([19.5, 20.0, 20.5, 21.0])  # seen 0.3 s after the end
+    before = [0.0] + [p for p in polls if p < 19.5]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(before)]
+    assert len(gaps) >= 3 and min(gaps) >= 2.0  # sparse before it
+    assert len(polls) <= 20.7 / 2 + 3  # 10 polls, where the grid took 13
+
+
+def test_a_task_outside_the_window_is_still_seen() -> None:
+    window = FinishWindow(20.0, 22.0)
+    early = run_schedule(submitted(window), 9.0)
+    assert early[-1] - 9.0 < 3.0  # the sparse polls before the window catch it
+    late = run_schedule(submitted(window), 31.0)
+    assert late[-2:] == pytest.approx([30.0, 32.0])  # after the window: the grid
+    assert len(late) <= 31.0 / 2 + 3
+
+
+def test_short_tasks_poll_as_densely_as_the_budget_allows() -> None:
+    # A 3.5 s task: the budget (2 + t/2 polls by t) affords 4 polls by 4.5 s, spread
+    # evenly across the window instead of every second from the start.
+    polls = run_schedule(submitted(FinishWindow(3.0, 4.0)), 3.5)
+    assert polls == pytest.approx([2.5, 3.0 + 1 / 6, 3.0 + 5 / 6])
+    assert len(polls) <= 3.5 / 2 + 3
+
+
+def test_a_rate_limit_ends_the_dense_polling() -> None:
+    schedule = submitted(FinishWindow(20.0, 22.0))
+    schedule.begin(now=SUBMIT)
+    assert schedule.next_poll(19.6) == pytest.approx(20.0)
+    schedule.pushed_back = True  # a 429 was answered
+    assert schedule.next_poll(19.6) == pytest.approx(20.0)  # the grid's own next point
+    assert schedule.next_poll(20.1) == pytest.approx(22.0)
+
+
+def test_a_resumed_task_polls_densely_at_once_inside_its_window() -> None:
+    # `soul fetch` 19 s after the submit of a task expected to end between 20 and 22 s.
+    window = FinishWindow(20.0, 22.0)
+    polls = run_schedule(resumed(window), 21.3, since_submit=19.0)
+    assert polls == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    # Resumed long after the window: the grid from the start of the wait.
+    late = run_schedule(resumed(window), 303.5, since_submit=300.0)
+    assert late == pytest.approx([0, 1, 2, 3, 4])
+
+
+def test_the_polls_bracket_the_end() -> None:
+    schedule = submitted(FinishWindow(20.0, 22.0))
+    run_schedule(schedule, 20.8, since_submit=0.25)
+    seen = schedule.finish_seen()
+    assert seen is not None
+    after, by = seen
+    assert after < 20.8 <= by and by - after == pytest.approx(0.5)
+    # Without a poll that found it running, nothing is known of when it ended.
+    taken_up = resumed(None)
+    run_schedule(taken_up, 50.0, since_submit=60.0)
+    assert taken_up.finish_seen() is None
+
+
+finishes = st.lists(
+    st.tuples(st.floats(0.0, 120.0), st.floats(0.01, 10.0)).map(lambda p: (p[0], p[0] + p[1])),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ends=finishes,
+    task=st.floats(0.05, 200.0),
+    since_submit=st.floats(0.0, 1.0),
+    late=st.lists(st.floats(0.0, 1.5), max_size=60),
+)
+def test_never_more_polls_than_the_grid_bound(
+    ends: list[tuple[float, float]], task: float, since_submit: float, late: list[float]
+) -> None:
+    """Whatever the history and however late the polls go out: at most T/2 + 3 polls
+    for a task of T seconds, as with the grid."""
+    window = FinishWindow.spanning(ends)
+    polls = run_schedule(submitted(window), task, since_submit=since_submit, late=late)
+    assert len(polls) <= task / 2 + 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    earliest=st.floats(8.0, 120.0),
+    spread=st.floats(0.0, 1.0),
+    where=st.floats(0.0, 1.0),
+    since_submit=st.floats(0.0, 0.3),
+)
+def test_a_task_ending_in_its_window_is_seen_within_half_a_second(
+    earliest: float, spread: float, where: float, since_submit: float
+) -> None:
+    window = FinishWindow(earliest, earliest + spread)
+    task = earliest + where * spread
+    polls = run_schedule(submitted(window), task, since_submit=since_submit)
+    assert since_submit + polls[-1] - task <= 0.5 + 1e-6
