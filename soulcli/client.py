@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +66,23 @@ class ApiResponse:
     status: int
     headers: httpx.Headers
     body: bytes
+
+
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The process's one TLS context, for the API client and the image client alike.
+
+    Each new context reads the whole CA bundle (about 20 ms of CPU here); httpx's
+    defaults are kept (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set).
+    """
+    global _ssl_context
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context()
+        return _ssl_context
 
 
 def default_timeout() -> httpx.Timeout:
@@ -170,6 +189,7 @@ class ApiClient:
             },
             timeout=timeout or default_timeout(),
             follow_redirects=False,
+            verify=shared_ssl_context(),
             transport=transport,
         )
 
