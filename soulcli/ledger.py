@@ -25,7 +25,7 @@ from soulcli.models import GenerationRequest, valid_task_id
 from soulcli.paths import ledger_path
 from soulcli.process import Owner, me
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -93,6 +93,17 @@ _MIGRATIONS: dict[int, str] = {
     CREATE UNIQUE INDEX IF NOT EXISTS tasks_line_claim ON tasks (line_key)
         WHERE line_key IS NOT NULL AND claim_released = 0;
     UPDATE tasks SET pid = NULL WHERE state <> 'submitting';
+    """,
+    # Indexes only. Every listing is newest first (`created_at DESC, id DESC`), which
+    # without an index meant reading and sorting the whole table (226 ms at 100,000
+    # rows). tasks_newest also holds what a search reads and what the spend totals add
+    # up, so neither opens the rows (each carries its images' JSON). tasks_state_newest
+    # lists one state newest first and replaces tasks_state, its prefix.
+    3: """
+    CREATE INDEX IF NOT EXISTS tasks_newest
+        ON tasks (created_at, id, prompt, remote_id, state, price_ptc);
+    DROP INDEX IF EXISTS tasks_state;
+    CREATE INDEX IF NOT EXISTS tasks_state_newest ON tasks (state, created_at, id);
     """,
 }
 
@@ -218,6 +229,22 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         line_key=row["line_key"],
         owner=Owner(row["pid"], row["pid_started"]) if row["pid"] else None,
     )
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a set of tasks cost: the requests the server took and those it may have."""
+
+    tasks: int = 0
+    charged: Decimal = Decimal(0)  # tasks with a task id: the server took them
+    maybe_charged: Decimal = Decimal(0)  # no task id, but the request may have gone through
+
+    @classmethod
+    def of(cls, records: list[TaskRecord]) -> Spend:
+        """The spend of rows already read (the same sums as Ledger.spend)."""
+        charged = [r.price_ptc for r in records if r.remote_id is not None]
+        maybe = [r.price_ptc for r in records if r.remote_id is None and r.state == OUTCOME_UNKNOWN]
+        return cls(len(records), sum(charged, Decimal(0)), sum(maybe, Decimal(0)))
 
 
 class Ledger:
@@ -537,19 +564,36 @@ class Ledger:
     ) -> list[TaskRecord]:
         """Rows newest first, filtered by prompt text, state and creation time."""
         self.settle_abandoned()
-        clauses: list[str] = ["1=1"]
-        params: list[Any] = []
-        if text:
-            clauses.append("(prompt LIKE ? ESCAPE '\\' OR remote_id = ?)")
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params += [f"%{escaped}%", text]
-        if state:
-            clauses.append("state = ?")
-            params.append(state)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        return self._select(" AND ".join(clauses), tuple(params), limit)
+        where, params = _filters(text, state, since)
+        return self._select(where, params, limit)
+
+    def spend(
+        self, *, text: str | None = None, state: str | None = None, since: float | None = None
+    ) -> Spend:
+        """How many tasks match the filters of `search` and what they cost, summed by SQLite."""
+        self.settle_abandoned()  # the rows `search` would list, in the states it shows
+        where, params = _filters(text, state, since)
+        # Prices are decimal text ("0.1"). Summed as whole millionths of a PTC they stay
+        # exact (round() takes back the float of the conversion; prices have 1 decimal),
+        # in one pass over tasks_newest, which holds every column read here. The index
+        # is named so the plan cannot drift: left to itself, SQLite answers a --state
+        # filter from tasks_state_newest and opens every row (80 ms at 100,000 rows).
+        micro = "CAST(round(price_ptc * 1000000) AS INTEGER)"
+        sql = (
+            f"SELECT count(*) AS tasks, sum((remote_id IS NOT NULL) * {micro}) AS charged,"
+            f" sum((remote_id IS NULL AND state = ?) * {micro}) AS maybe"
+            f" FROM tasks INDEXED BY tasks_newest WHERE {where}"
+        )
+        try:
+            with self._lock:
+                row = self._db.execute(sql, (OUTCOME_UNKNOWN, *params)).fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
+        return Spend(
+            row["tasks"],
+            Decimal(row["charged"] or 0).scaleb(-6),
+            Decimal(row["maybe"] or 0).scaleb(-6),
+        )
 
     def settle_abandoned(self) -> list[int]:
         """Mark rows left in `submitting` by a process that died as outcome_unknown.
@@ -576,6 +620,25 @@ class Ledger:
                 )
                 settled.append(int(row["id"]))
         return settled
+
+
+def _filters(
+    text: str | None, state: str | None, since: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause and its parameters for a prompt text, a state and a start time."""
+    clauses: list[str] = ["1=1"]
+    params: list[Any] = []
+    if text:
+        clauses.append("(prompt LIKE ? ESCAPE '\\' OR remote_id = ?)")
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [f"%{escaped}%", text]
+    if state:
+        clauses.append("state = ?")
+        params.append(state)
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(since)
+    return " AND ".join(clauses), tuple(params)
 
 
 def _in_chunks(keys: list[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:
