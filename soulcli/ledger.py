@@ -76,6 +76,21 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
+
+def _count(row: str, sign: str) -> str:
+    """Trigger steps that add a row (`NEW`, `+`) to the spend counts or take it out (`OLD`, `-`)."""
+    new_price = (
+        f"INSERT INTO spend (price_ptc) SELECT {row}.price_ptc"
+        f" WHERE NOT EXISTS (SELECT 1 FROM spend WHERE price_ptc = {row}.price_ptc);"
+    )
+    return (new_price if sign == "+" else "") + (
+        f" UPDATE spend SET tasks = tasks {sign} 1,"
+        f" charged = charged {sign} ({row}.remote_id IS NOT NULL),"
+        f" maybe = maybe {sign} ({row}.remote_id IS NULL AND {row}.state = '{OUTCOME_UNKNOWN}')"
+        f" WHERE price_ptc = {row}.price_ptc;"
+    )
+
+
 # Each step takes a ledger from the version before it to its own; rows are never dropped.
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA,
@@ -94,18 +109,42 @@ _MIGRATIONS: dict[int, str] = {
         WHERE line_key IS NOT NULL AND claim_released = 0;
     UPDATE tasks SET pid = NULL WHERE state <> 'submitting';
     """,
-    # Indexes only. Every listing is newest first (`created_at DESC, id DESC`), which
-    # without an index meant reading and sorting the whole table (226 ms at 100,000
-    # rows). tasks_newest also holds what a search reads and what the spend totals add
-    # up, so neither opens the rows (each carries its images' JSON). tasks_state_newest
-    # lists one state newest first and replaces tasks_state, its prefix. tasks_spend
-    # holds only what the whole ledger's totals read: a third of the pages to go through.
-    3: """
+    # Every listing is newest first (`created_at DESC, id DESC`), which without an
+    # index meant reading and sorting the whole table (226 ms at 100,000 rows).
+    # tasks_newest also holds what a search reads and what a filtered total adds up,
+    # so neither opens the rows (each carries its images' JSON). tasks_state_newest
+    # lists one state newest first and replaces tasks_state, its prefix. `spend`
+    # keeps the whole ledger's totals, by price, as counts the triggers below keep
+    # in step with every insert, change and delete in the same transaction, whoever
+    # makes it (an older soul too): `soul history` reads a few rows instead of adding
+    # up every task. A changed row counts as removed, then added.
+    3: f"""
     CREATE INDEX IF NOT EXISTS tasks_newest
         ON tasks (created_at, id, prompt, remote_id, state, price_ptc);
     DROP INDEX IF EXISTS tasks_state;
     CREATE INDEX IF NOT EXISTS tasks_state_newest ON tasks (state, created_at, id);
-    CREATE INDEX IF NOT EXISTS tasks_spend ON tasks (price_ptc, remote_id, state);
+    CREATE TABLE IF NOT EXISTS spend (
+        price_ptc TEXT    PRIMARY KEY,
+        tasks     INTEGER NOT NULL DEFAULT 0,
+        charged   INTEGER NOT NULL DEFAULT 0,
+        maybe     INTEGER NOT NULL DEFAULT 0
+    );
+    DELETE FROM spend;
+    INSERT INTO spend (price_ptc, tasks, charged, maybe)
+        SELECT price_ptc, count(*), count(remote_id),
+            sum(remote_id IS NULL AND state = '{OUTCOME_UNKNOWN}')
+        FROM tasks GROUP BY price_ptc;
+    CREATE TRIGGER IF NOT EXISTS spend_added AFTER INSERT ON tasks BEGIN
+        {_count("NEW", "+")}
+    END;
+    CREATE TRIGGER IF NOT EXISTS spend_changed
+        AFTER UPDATE OF price_ptc, remote_id, state ON tasks BEGIN
+        {_count("OLD", "-")}
+        {_count("NEW", "+")}
+    END;
+    CREATE TRIGGER IF NOT EXISTS spend_removed AFTER DELETE ON tasks BEGIN
+        {_count("OLD", "-")}
+    END;
     """,
 }
 
@@ -240,6 +279,13 @@ class Spend:
     tasks: int = 0
     charged: Decimal = Decimal(0)  # tasks with a task id: the server took them
     maybe_charged: Decimal = Decimal(0)  # no task id, but the request may have gone through
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(
+            self.tasks + other.tasks,
+            self.charged + other.charged,
+            self.maybe_charged + other.maybe_charged,
+        )
 
     @classmethod
     def of(cls, records: list[TaskRecord]) -> Spend:
@@ -572,23 +618,32 @@ class Ledger:
     def spend(
         self, *, text: str | None = None, state: str | None = None, since: float | None = None
     ) -> Spend:
-        """How many tasks match the filters of `search` and what they cost, summed by SQLite."""
+        """How many tasks match the filters of `search` and what they cost, summed by SQLite.
+
+        The whole ledger's totals are the counts the `spend` table keeps by price; with a
+        filter, the matching rows are added up in one pass over tasks_newest.
+        """
         self.settle_abandoned()  # the rows `search` would list, in the states it shows
-        where, params = _filters(text, state, since)
-        # Prices are decimal text ("0.1"). Summed as whole millionths of a PTC they stay
-        # exact (round() takes back the float of the conversion; prices have 1 decimal),
-        # in one pass over an index that holds every column read here: tasks_spend for
-        # the whole ledger, the narrowest, or tasks_newest for a filter. The index is
-        # named so the plan cannot drift: left to itself, SQLite answers a --state filter
-        # from tasks_state_newest and opens every row (80 ms at 100,000 rows).
-        index = "tasks_newest" if (text or state or since is not None) else "tasks_spend"
-        micro = "CAST(round(price_ptc * 1000000) AS INTEGER)"
-        sql = (
-            f"SELECT count(*) AS tasks, sum((remote_id IS NOT NULL) * {micro}) AS charged,"
-            f" sum((remote_id IS NULL AND state = ?) * {micro}) AS maybe"
-            f" FROM tasks INDEXED BY {index} WHERE {where}"
-        )
         try:
+            if not (text or state or since is not None):
+                with self._lock:
+                    rows = self._db.execute("SELECT * FROM spend").fetchall()
+                spend = Spend()
+                for row in rows:  # prices are decimal text: the sums stay exact
+                    price = Decimal(row["price_ptc"])
+                    spend += Spend(row["tasks"], price * row["charged"], price * row["maybe"])
+                return spend
+            where, params = _filters(text, state, since)
+            # Whole millionths of a PTC, so the sums stay exact (round() takes back the
+            # float of the conversion) with no sort by price. The index is named so the
+            # plan cannot drift: left to itself, SQLite answers a --state filter from
+            # tasks_state_newest and opens every row (80 ms at 100,000 rows, not 20).
+            micro = "CAST(round(price_ptc * 1000000) AS INTEGER)"
+            sql = (
+                f"SELECT count(*) AS tasks, sum((remote_id IS NOT NULL) * {micro}) AS charged,"
+                f" sum((remote_id IS NULL AND state = ?) * {micro}) AS maybe"
+                f" FROM tasks INDEXED BY tasks_newest WHERE {where}"
+            )
             with self._lock:
                 row = self._db.execute(sql, (OUTCOME_UNKNOWN, *params)).fetchone()
         except sqlite3.Error as exc:
@@ -671,15 +726,25 @@ def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
                     version = connection.execute("PRAGMA user_version").fetchone()[0]
                     for step in range(version + 1, SCHEMA_VERSION + 1):
                         # One statement at a time: executescript() would commit early.
-                        for statement in _MIGRATIONS[step].split(";"):
-                            if statement.strip():
-                                connection.execute(statement)
+                        for statement in _statements(_MIGRATIONS[step]):
+                            connection.execute(statement)
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A migration's statements one by one (a trigger's body has semicolons of its own)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
 
 
 @contextmanager

@@ -73,6 +73,9 @@ def test_a_ledger_made_by_soul_0_1_is_read_back_whole(isolated_dirs: Path) -> No
         assert new["pid"] is None
     with sqlite3.connect(ledger) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with Ledger.open(ledger) as opened:  # the totals kept from the migration on
+        assert opened.spend() == Spend(11, Decimal("1.2"), Decimal("0.2"))
+        assert opened.spend() == Spend.of(opened.search())
 
     table = run_soul("history")
     assert table.code == 0 and len(table.lines) == 12
@@ -168,6 +171,36 @@ def test_spend_totals_are_exact_and_match_the_rows_they_count(tmp_path: Path) ->
         for filters in ({}, {"text": "dog"}, {"text": "cat"}, {"state": "failed"}, {"since": 0.0}):
             assert ledger.spend(**filters) == Spend.of(ledger.search(**filters)), filters
         assert ledger.spend(text="nothing like it") == Spend()
+
+
+def test_the_kept_totals_follow_every_write_whoever_makes_it(tmp_path: Path) -> None:
+    """The whole ledger's totals are counts that triggers keep in step with the rows:
+    writes by soul, and by plain SQL (an older soul, or a user at the sqlite3 prompt)."""
+    path = tmp_path / "tasks.db"
+    with Ledger.open(path) as ledger:
+        add_tasks(ledger, 10)
+        unknown = ledger.add(
+            GenerationRequest("a cat maybe", "id", "GENERAL", "1:1", "1080p", 2),
+            out_dir=None,
+            api_host="h",
+        )
+        ledger.set_state(unknown, "outcome_unknown", "may have been charged")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO tasks (created_at, updated_at, prompt, style_id, style_name,"
+            " aspect_ratio, quality, seed, price_ptc, remote_id, state) VALUES"
+            " (1, 1, 'by hand', 'id', 'GENERAL', '1:1', '720p', 1, '0.025', 'x', 'completed')"
+        )
+        db.execute("UPDATE tasks SET price_ptc = '0.3' WHERE id = 2")  # was 0.1
+        db.execute("UPDATE tasks SET remote_id = NULL, state = 'failed' WHERE id = 3")
+        db.execute("DELETE FROM tasks WHERE id = 4")
+    with Ledger.open(path) as ledger:
+        kept = ledger.spend()
+        assert kept == Spend.of(ledger.search())
+        # 1.4 for tasks 1-10, + 0.2 for #2 at 0.3, - 0.1 for #3, - 0.2 for #4, + 0.025
+        assert kept == Spend(11, Decimal("1.325"), Decimal("0.2"))
+        ledger.set_remote_id(unknown, "higgsfield_late")  # known after all: charged
+        assert ledger.spend() == Spend(11, Decimal("1.525"), Decimal("0"))
 
 
 def test_history_totals_count_every_matching_task_not_only_those_shown(
