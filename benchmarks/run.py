@@ -1,8 +1,9 @@
 """soul's benchmarks, side by side in one run, against the project's fake 302.AI.
 
-    python benchmarks/run.py            # everything (about 5 minutes)
+    python benchmarks/run.py            # everything (about 15 minutes)
     python benchmarks/run.py --quick    # fewer repetitions, smaller batch
     python benchmarks/run.py --only startup,batch
+    python benchmarks/run.py --only ledger --soul /tmp/old/.venv/bin/soul   # another soul
 
 Each figure is a median over repeated runs and is printed with its target and PASS/FAIL.
 """
@@ -566,6 +567,151 @@ def bench_batch(prompts: int, latency: float, concurrency: int) -> None:
     )
 
 
+def _spread(values: list[float], unit: str, scale: float = 1.0, digits: int = 1) -> str:
+    """`12.3 ms (11.9-13.0)`: the median and the range of repeated measurements."""
+    low, mid, high = min(values) * scale, statistics.median(values) * scale, max(values) * scale
+    space = "" if unit == "x" else " "
+    return f"{mid:.{digits}f}{space}{unit} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def _cpu_of_children() -> float:
+    """User plus system CPU seconds of every finished child process so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_bigbatch(prompts: int, concurrency: int, latency: float, repeats: int) -> None:
+    existing = (0, 20_000)
+    print(
+        f"Big batch into one folder ({prompts} prompts, --concurrency {concurrency}, fake "
+        f"latency {latency:g} s, {repeats} runs per folder, interleaved)"
+    )
+    settings = FakeSettings(api_key=KEY, queue_seconds=0, run_seconds=latency, small_images=True)
+    ideal = prompts / concurrency * latency
+    cpu: dict[int, list[float]] = {count: [] for count in existing}
+    walls: dict[int, list[float]] = {count: [] for count in existing}
+    with Fake302(settings) as fake, scratch() as base:
+        for run in range(repeats):
+            for count in existing:
+                # A fresh folder and ledger each run: only the files said to be there are.
+                where = base / f"run{run}-{count}"
+                out = where / "out"
+                out.mkdir(parents=True)
+                for i in range(count):
+                    (out / f"earlier_{i}.png").touch()
+                batch = where / "prompts.txt"
+                batch.write_text("".join(f"big batch {run} {count} {i}\n" for i in range(prompts)))
+                cmd = [SOUL, "batch", str(batch), "-o", str(out), "-c", str(concurrency)]
+                cpu_before = _cpu_of_children()
+                started = time.perf_counter()
+                done = subprocess.run(cmd, env=soul_env(where, fake), capture_output=True)
+                walls[count].append(time.perf_counter() - started)
+                cpu[count].append((_cpu_of_children() - cpu_before) / prompts)
+                saved = len(done.stdout.splitlines())
+                if done.returncode != 0 or saved != 4 * prompts:
+                    record(
+                        f"{count} files: batch exit / images saved",
+                        f"{done.returncode} / {saved}",
+                        f"0 / {4 * prompts}",
+                        False,
+                    )
+                    print("    " + done.stderr.decode(errors="replace")[-500:])
+                    return
+    for count in existing:
+        label = f"{count} files in the folder"
+        record(f"{label}: CPU per task", _spread(cpu[count], "ms", 1000), "<= 15 ms",
+               statistics.median(cpu[count]) <= 0.015)  # fmt: skip
+        ratio = [w / ideal for w in walls[count]]
+        record(f"{label}: wall / ideal {ideal:g} s", _spread(ratio, "x", digits=2), "<= 1.15x",
+               statistics.median(ratio) <= 1.15)  # fmt: skip
+        rates = [prompts / w for w in walls[count]]
+        record(f"{label}: tasks per second", _spread(rates, "/s"), f"ideal {prompts / ideal:g}")
+    growth = statistics.median(cpu[existing[-1]]) / statistics.median(cpu[existing[0]])
+    record(
+        f"CPU per task, {existing[-1]} files / {existing[0]} files",
+        f"{growth:.2f}x",
+        "<= 1.15x (no growth)",
+        growth <= 1.15,
+    )
+
+
+# Run by the Python of the soul being measured, so the ledger has that soul's schema:
+# rows as soul writes them (4 images each, a batch's, failed and partial ones), the
+# newest a finished task whose images are on disk, as `fetch --last` meets it.
+MAKE_LEDGER = r"""
+import json, random, sqlite3, sys, time
+from pathlib import Path
+from soulcli.ledger import Ledger
+
+path, count, images = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+with Ledger.open(path):
+    pass  # the schema (and indexes) of the soul being measured
+words = ("dog cat rain neon city forest portrait street night golden hour cinematic red kite "
+         "lighthouse dusk ocean mountain snow robot garden film grain soft light").split()
+states = ["completed"] * 18 + ["partial", "failed"]
+rng = random.Random(7)
+start = time.time() - 30 * count
+with sqlite3.connect(path) as db:
+    for i in range(count):
+        task = f"higgsfield_{i:012x}"
+        where = images if i == count - 1 else Path("/home/me/pics")
+        saved = [{"index": k, "status": "completed", "url": f"https://file.302.ai/{task}_{k}.png",
+                  "path": str(where / f"{task}_{k}.png"), "variant": "raw"} for k in range(1, 5)]
+        state = "completed" if i == count - 1 else rng.choice(states)
+        quality = rng.choice(["720p", "1080p"])
+        db.execute(
+            "INSERT INTO tasks (created_at, updated_at, prompt, style_id, style_name, aspect_ratio,"
+            " quality, seed, price_ptc, api_host, out_dir, remote_id, state, images, batch_id,"
+            " batch_line) VALUES (?,?,?,'id','Tokyo streetstyle','16:9',?,?,?,'https://api.302.ai',"
+            "?,?,?,?,?,?)",
+            (start + 30 * i, start + 30 * i, " ".join(rng.choices(words, k=rng.randint(4, 40))),
+             quality, rng.randint(1, 999999), "0.2" if quality == "1080p" else "0.1", str(where),
+             task, state, json.dumps(saved), i // 100 or None, i % 100 if i >= 100 else None),
+        )
+for k in range(1, 5):
+    (images / f"higgsfield_{count - 1:012x}_{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+"""
+
+
+def bench_ledger(runs: int, rows: int) -> None:
+    print(f"A ledger of {rows} tasks against one of 1 task (median of {runs} interleaved runs)")
+    commands = {
+        "history": ["history"],
+        "history --search dog": ["history", "--search", "dog"],
+        "history --search (no match)": ["history", "--search", "zebra"],
+        "history --json --limit 20": ["history", "--json", "--limit", "20"],
+        "fetch --last (saved)": ["fetch", "--last"],
+    }
+    with scratch() as base:
+        envs = {}
+        for count in (1, rows):
+            where = base / f"ledger{count}"
+            (where / "data").mkdir(parents=True)
+            (where / "images").mkdir()
+            # Not run from the checkout, whose soulcli `python -c` would import instead.
+            subprocess.run(
+                [str(Path(SOUL).with_name("python")), "-c", MAKE_LEDGER,
+                 str(where / "data" / "tasks.db"), str(count), str(where / "images")],
+                check=True,
+                cwd=where,
+            )  # fmt: skip
+            envs[count] = soul_env(where)
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(runs + 1):  # the first round warms the page cache, and is dropped
+            for name, args in commands.items():
+                for count, env in envs.items():
+                    times.setdefault((name, count), []).append(wall([SOUL, *args], env))
+    for name in commands:
+        small = [t * 1000 for t in times[(name, 1)][1:]]
+        big = [t * 1000 for t in times[(name, rows)][1:]]
+        ratio = statistics.median(big) / statistics.median(small)
+        record(f"{name}: 1 task", _spread(small, "ms", digits=0))
+        record(f"{name}: {rows} tasks", _spread(big, "ms", digits=0))
+        record(f"{name}: {rows} / 1", f"{ratio:.2f}x", "<= 1.30x", ratio <= 1.3)
+
+
 def sheet_images(where: Path, count: int, size: int = 1152) -> list[Path]:
     """`count` distinct PNGs at the model's 1:1 size, about as large as real ones (2 MB):
     gradients for shapes, and grain, which is what makes a photo's PNG big and slow."""
@@ -845,9 +991,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller batch")
     parser.add_argument(
         "--only",
-        default="startup,netstart,waiting,downloads,batch,sheet,show,gallery,photos",
+        default="startup,netstart,waiting,downloads,batch,sheet,show,gallery,photos,bigbatch,ledger",
         help="comma-separated subset of startup, netstart, waiting, downloads, batch, sheet, "
-        "show, gallery, photos",
+        "show, gallery, photos, bigbatch, ledger",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
@@ -855,7 +1001,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SOUL",
         help="another installed soul (path to its `soul`), measured beside this one in netstart",
     )
+    parser.add_argument(
+        "--soul",
+        type=Path,
+        help="measure this soul instead (an older version in its own venv, say); "
+        "the fake and the bare app stay this checkout's",
+    )
     args = parser.parse_args(argv)
+    if args.soul is not None:
+        global SOUL
+        SOUL = str(args.soul.absolute())
     chosen = set(args.only.split(","))
     print(describe_machine())
     benches: dict[str, Callable[[], None]] = {
@@ -872,6 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
         "show": lambda: bench_show(5 if args.quick else 15),
         "gallery": lambda: bench_gallery(50 if args.quick else 1000, 3 if args.quick else 5),
         "photos": lambda: bench_gallery_photos(10 if args.quick else 100),
+        "bigbatch": lambda: (
+            bench_bigbatch(32, 8, 1.0, 1) if args.quick else bench_bigbatch(1000, 32, 2.0, 3)
+        ),
+        "ledger": lambda: bench_ledger(5 if args.quick else 21, 2000 if args.quick else 100_000),
     }
     for name, bench in benches.items():
         if name in chosen:

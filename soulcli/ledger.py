@@ -25,7 +25,7 @@ from soulcli.models import GenerationRequest, valid_task_id
 from soulcli.paths import ledger_path
 from soulcli.process import Owner, me
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -76,6 +76,21 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
+
+def _count(row: str, sign: str) -> str:
+    """Trigger steps that add a row (`NEW`, `+`) to the spend counts or take it out (`OLD`, `-`)."""
+    new_price = (
+        f"INSERT INTO spend (price_ptc) SELECT {row}.price_ptc"
+        f" WHERE NOT EXISTS (SELECT 1 FROM spend WHERE price_ptc = {row}.price_ptc);"
+    )
+    return (new_price if sign == "+" else "") + (
+        f" UPDATE spend SET tasks = tasks {sign} 1,"
+        f" charged = charged {sign} ({row}.remote_id IS NOT NULL),"
+        f" maybe = maybe {sign} ({row}.remote_id IS NULL AND {row}.state = '{OUTCOME_UNKNOWN}')"
+        f" WHERE price_ptc = {row}.price_ptc;"
+    )
+
+
 # Each step takes a ledger from the version before it to its own; rows are never dropped.
 _MIGRATIONS: dict[int, str] = {
     1: _SCHEMA,
@@ -101,6 +116,43 @@ _MIGRATIONS: dict[int, str] = {
     3: """
     ALTER TABLE tasks ADD COLUMN done_after REAL;
     ALTER TABLE tasks ADD COLUMN done_by REAL;
+    """,
+    # Every listing is newest first (`created_at DESC, id DESC`), which without an
+    # index meant reading and sorting the whole table (226 ms at 100,000 rows).
+    # tasks_newest also holds what a search reads and what a filtered total adds up,
+    # so neither opens the rows (each carries its images' JSON). tasks_state_newest
+    # lists one state newest first and replaces tasks_state, its prefix. `spend`
+    # keeps the whole ledger's totals, by price, as counts the triggers below keep
+    # in step with every insert, change and delete in the same transaction, whoever
+    # makes it (an older soul too): `soul history` reads a few rows instead of adding
+    # up every task. A changed row counts as removed, then added.
+    4: f"""
+    CREATE INDEX IF NOT EXISTS tasks_newest
+        ON tasks (created_at, id, prompt, remote_id, state, price_ptc);
+    DROP INDEX IF EXISTS tasks_state;
+    CREATE INDEX IF NOT EXISTS tasks_state_newest ON tasks (state, created_at, id);
+    CREATE TABLE IF NOT EXISTS spend (
+        price_ptc TEXT    PRIMARY KEY,
+        tasks     INTEGER NOT NULL DEFAULT 0,
+        charged   INTEGER NOT NULL DEFAULT 0,
+        maybe     INTEGER NOT NULL DEFAULT 0
+    );
+    DELETE FROM spend;
+    INSERT INTO spend (price_ptc, tasks, charged, maybe)
+        SELECT price_ptc, count(*), count(remote_id),
+            sum(remote_id IS NULL AND state = '{OUTCOME_UNKNOWN}')
+        FROM tasks GROUP BY price_ptc;
+    CREATE TRIGGER IF NOT EXISTS spend_added AFTER INSERT ON tasks BEGIN
+        {_count("NEW", "+")}
+    END;
+    CREATE TRIGGER IF NOT EXISTS spend_changed
+        AFTER UPDATE OF price_ptc, remote_id, state ON tasks BEGIN
+        {_count("OLD", "-")}
+        {_count("NEW", "+")}
+    END;
+    CREATE TRIGGER IF NOT EXISTS spend_removed AFTER DELETE ON tasks BEGIN
+        {_count("OLD", "-")}
+    END;
     """,
 }
 
@@ -226,6 +278,29 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         line_key=row["line_key"],
         owner=Owner(row["pid"], row["pid_started"]) if row["pid"] else None,
     )
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a set of tasks cost: the requests the server took and those it may have."""
+
+    tasks: int = 0
+    charged: Decimal = Decimal(0)  # tasks with a task id: the server took them
+    maybe_charged: Decimal = Decimal(0)  # no task id, but the request may have gone through
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(
+            self.tasks + other.tasks,
+            self.charged + other.charged,
+            self.maybe_charged + other.maybe_charged,
+        )
+
+    @classmethod
+    def of(cls, records: list[TaskRecord]) -> Spend:
+        """The spend of rows already read (the same sums as Ledger.spend)."""
+        charged = [r.price_ptc for r in records if r.remote_id is not None]
+        maybe = [r.price_ptc for r in records if r.remote_id is None and r.state == OUTCOME_UNKNOWN]
+        return cls(len(records), sum(charged, Decimal(0)), sum(maybe, Decimal(0)))
 
 
 class Ledger:
@@ -576,19 +651,50 @@ class Ledger:
     ) -> list[TaskRecord]:
         """Rows newest first, filtered by prompt text, state and creation time."""
         self.settle_abandoned()
-        clauses: list[str] = ["1=1"]
-        params: list[Any] = []
-        if text:
-            clauses.append("(prompt LIKE ? ESCAPE '\\' OR remote_id = ?)")
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params += [f"%{escaped}%", text]
-        if state:
-            clauses.append("state = ?")
-            params.append(state)
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(since)
-        return self._select(" AND ".join(clauses), tuple(params), limit)
+        where, params = _filters(text, state, since)
+        return self._select(where, params, limit)
+
+    def spend(
+        self, *, text: str | None = None, state: str | None = None, since: float | None = None
+    ) -> Spend:
+        """How many tasks match the filters of `search` and what they cost, summed by SQLite.
+
+        The whole ledger's totals are the counts the `spend` table keeps by price; with a
+        filter, the matching rows are added up in one pass over tasks_newest.
+        """
+        self.settle_abandoned()  # the rows `search` would list, in the states it shows
+        try:
+            if not (text or state or since is not None):
+                with self._lock:
+                    rows = self._db.execute(
+                        "SELECT price_ptc, tasks, charged, maybe FROM spend"
+                    ).fetchall()
+                spend = Spend()
+                for row in rows:  # prices are decimal text: the sums stay exact
+                    price = Decimal(row["price_ptc"])
+                    spend += Spend(row["tasks"], price * row["charged"], price * row["maybe"])
+                return spend
+            where, params = _filters(text, state, since)
+            # Summed in whole millionths of a PTC, which is exact for prices of up to six
+            # decimals (round() removes the float error of reading the text) and needs
+            # no sort by price. The index is named so the plan cannot drift: left to
+            # itself, SQLite answers --state from tasks_state_newest and opens every row
+            # (80 ms at 100,000 rows, not 20).
+            micro = "CAST(round(price_ptc * 1000000) AS INTEGER)"
+            sql = (
+                f"SELECT count(*) AS tasks, sum((remote_id IS NOT NULL) * {micro}) AS charged,"
+                f" sum((remote_id IS NULL AND state = ?) * {micro}) AS maybe"
+                f" FROM tasks INDEXED BY tasks_newest WHERE {where}"
+            )
+            with self._lock:
+                row = self._db.execute(sql, (OUTCOME_UNKNOWN, *params)).fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
+        return Spend(
+            row["tasks"],
+            Decimal(row["charged"] or 0).scaleb(-6),
+            Decimal(row["maybe"] or 0).scaleb(-6),
+        )
 
     def settle_abandoned(self) -> list[int]:
         """Mark rows left in `submitting` by a process that died as outcome_unknown.
@@ -617,6 +723,25 @@ class Ledger:
         return settled
 
 
+def _filters(
+    text: str | None, state: str | None, since: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause and its parameters for a prompt text, a state and a start time."""
+    clauses: list[str] = ["1=1"]
+    params: list[Any] = []
+    if text:
+        clauses.append("(prompt LIKE ? ESCAPE '\\' OR remote_id = ?)")
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [f"%{escaped}%", text]
+    if state:
+        clauses.append("state = ?")
+        params.append(state)
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(since)
+    return " AND ".join(clauses), tuple(params)
+
+
 def _in_chunks(keys: list[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:
     """Keys in slices small enough for one `IN (...)`, each with its placeholders."""
     for start in range(0, len(keys), size):
@@ -643,15 +768,25 @@ def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
                     version = connection.execute("PRAGMA user_version").fetchone()[0]
                     for step in range(version + 1, SCHEMA_VERSION + 1):
                         # One statement at a time: executescript() would commit early.
-                        for statement in _MIGRATIONS[step].split(";"):
-                            if statement.strip():
-                                connection.execute(statement)
+                        for statement in _statements(_MIGRATIONS[step]):
+                            connection.execute(statement)
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A migration's statements one by one (a trigger's body has semicolons of its own)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
 
 
 @contextmanager

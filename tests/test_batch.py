@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from pathlib import Path
@@ -65,6 +66,32 @@ def test_json_lines_take_per_line_options(fake: Fake302, tmp_path: Path, out_dir
     assert sorted(p.name for p in (tmp_path / "boats").glob("*.png")) == [
         f"boat_{i}.png" for i in range(1, 5)
     ]
+
+
+def test_a_batch_into_a_full_folder_removes_what_a_killed_run_left(
+    fake: Fake302, tmp_path: Path, out_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    out_dir.mkdir()
+    for i in range(200):
+        (out_dir / f"earlier_{i}.png").write_bytes(b"an earlier image")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])  # like a soul killed by kill -9
+    ended.wait()
+    left = [f".cat_1.{ended.pid}.0a1b2c3d.part", f".dog_4.{ended.pid}.sidecar.part"]
+    running = f".dog_2.{os.getpid()}.0a1b2c3d.part"  # a soul that still runs
+    for name in [*left, running]:
+        (out_dir / name).write_bytes(b"half an image")
+    lines = [{"prompt": f"a {name}", "name": name} for name in ("cat", "dog", "owl")]
+    batch = write(tmp_path / "b.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    result = run_soul("batch", str(batch), "-o", str(out_dir), "-c", "3", fake=fake)
+    assert result.code == 0, result.stderr
+    assert sorted(Path(p).name for p in result.lines) == [
+        f"{name}_{i}.png" for name in ("cat", "dog", "owl") for i in range(1, 5)
+    ]
+    assert sorted(p.name for p in out_dir.glob(".*")) == [running]
+    assert len(list(out_dir.glob("*.png"))) == 212 and len(list(out_dir.glob("*.json"))) == 12
 
 
 def test_every_bad_line_is_reported_before_anything_is_sent(fake: Fake302, tmp_path: Path) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import ssl
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from soulcli.client import ApiClient
 from soulcli.downloads import BadImage, ImageDownloader, check_image_url, image_name, safe_stem
 from soulcli.fake302 import make_png
 from soulcli.models import Job
@@ -145,3 +152,104 @@ def test_text_or_untyped_bodies_are_not_images(
     paths, missing = save(tmp_path, transport)
     assert paths == [] and "not an image" in missing[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def four_jobs() -> list[Job]:
+    return [Job(i, "completed", raw_url=f"https://cdn.example/{i}.png") for i in range(1, 5)]
+
+
+def ended_pid() -> int:
+    """The pid of a process that has just ended, as a soul killed by kill -9 has."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_files_a_killed_run_left_for_these_images_are_removed(tmp_path: Path) -> None:
+    gone, running = ended_pid(), os.getpid()
+    left_behind = [f".t_1.{gone}.0a1b2c3d.part", f".t_4.{gone}.sidecar.part"]
+    kept = [
+        f".t_2.{running}.0a1b2c3d.part",  # a soul that still runs is writing it
+        f".other_1.{gone}.0a1b2c3d.part",  # another image's: not this save's business
+        f".t_1.{gone}.0a1b2c3d.tmp",  # not a temp file soul makes
+    ]
+    for name in left_behind + kept:
+        (tmp_path / name).write_bytes(b"half an image")
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
+    with ImageDownloader(transport=transport) as downloader:
+        saved, missing = downloader.save_all("t", four_jobs(), tmp_path)
+    assert missing == [] and [p.path.name for p in saved] == [f"t_{i}.png" for i in range(1, 5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        kept + [f"t_{i}.png" for i in range(1, 5)]
+    )
+
+
+def test_each_output_directory_is_listed_once_however_many_images_go_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing the folder for every image made a big batch into one folder O(n^2)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    for i in range(50):
+        (first / f"earlier_{i}.png").touch()
+    gone = ended_pid()
+    (first / f".t7_3.{gone}.0a1b2c3d.part").write_bytes(b"half")
+    listed: list[Path] = []
+    scandir = os.scandir
+
+    def counting_scandir(path: Path) -> Any:  # typeshed's iterator type is private
+        listed.append(Path(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=PNG))
+    with ImageDownloader(transport=transport) as downloader:
+        for task in range(10):
+            saved, _ = downloader.save_all(f"t{task}", four_jobs(), first)
+            assert len(saved) == 4
+        downloader.save_all("u", four_jobs(), second)
+    assert sorted(listed) == [first, second]
+    assert not (first / f".t7_3.{gone}.0a1b2c3d.part").exists()  # still cleaned up
+    assert len(list(first.glob("t*_*.png"))) == 40
+
+
+def test_one_pool_of_download_threads_serves_every_task(tmp_path: Path) -> None:
+    used: set[int] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        used.add(threading.get_ident())  # the transport runs in the downloading thread
+        return httpx.Response(200, content=PNG)
+
+    with ImageDownloader(transport=httpx.MockTransport(handler), threads=2) as downloader:
+        for task in range(6):
+            saved, missing = downloader.save_all(f"t{task}", four_jobs(), tmp_path)
+            assert len(saved) == 4 and missing == []
+    assert 1 <= len(used) <= 2
+    assert threading.get_ident() not in used
+    assert not [t for t in threading.enumerate() if t.name.startswith("soul-dl")]
+
+
+def test_one_tls_context_for_the_api_client_and_every_image_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TLS context reads the whole CA bundle (about 20 ms): one per process is enough."""
+    made: list[ssl.SSLContext] = []
+    create = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        context = create(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(context)
+        return context
+
+    from soulcli import tls
+
+    bundles: list[object] = []
+    trust = tls._trust
+    monkeypatch.setattr(tls, "_context", None)
+    monkeypatch.setattr(tls, "_trusting", False)
+    monkeypatch.setattr(tls, "_trust", lambda context: bundles.append(trust(context)))
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    with ApiClient("https://api.example", "sk-test"), ImageDownloader(), ImageDownloader():
+        pass
+    assert made == [] and len(bundles) == 1  # httpx made none of its own; one bundle read

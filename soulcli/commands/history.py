@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,7 +11,7 @@ from soulcli.errors import ExitCode, SoulError, UsageError
 from soulcli.options import JsonFlag
 
 if TYPE_CHECKING:
-    from soulcli.ledger import TaskRecord
+    from soulcli.ledger import Spend, TaskRecord
 
 app = new_app(name="history", subcommand_metavar="[show TASK]")
 
@@ -59,7 +58,7 @@ def history(
     if ctx.invoked_subcommand is not None:
         return
     from soulcli import ui
-    from soulcli.ledger import STATES, Ledger
+    from soulcli.ledger import STATES, Ledger, Spend
 
     if limit < 1:  # checked here rather than by Click, to keep "[x>=1]" out of the help
         raise UsageError(f"--limit {limit} is not a number of tasks; give 1 or more")
@@ -68,13 +67,20 @@ def history(
     cutoff = parse_since(since) if since else None
     with Ledger.open() as ledger:
         records = ledger.search(text=search, state=state, since=cutoff, limit=limit)
+        # The totals count every matching task, not only those shown. A list the limit
+        # did not cut holds them all: its own rows give the totals without a second scan
+        # (and --json prints none).
+        if json_ or len(records) < limit:
+            totals = Spend.of(records)
+        else:
+            totals = ledger.spend(text=search, state=state, since=cutoff)
     if json_:
         ui.emit_json([r.to_json() for r in records])
         return
     if not records:
         ui.say("soul: no tasks match" if (search or state or since) else "soul: no tasks yet")
         return
-    _print_table(records, pager=not no_pager)
+    _print_table(records, totals, pager=not no_pager)
 
 
 @app.command("show")
@@ -138,18 +144,6 @@ def parse_since(text: str) -> float:
         ) from exc
 
 
-def spend(records: list[TaskRecord]) -> tuple[Decimal, Decimal]:
-    """(charged, possibly charged) PTC for these tasks."""
-    from soulcli.ledger import OUTCOME_UNKNOWN
-
-    charged = sum((r.price_ptc for r in records if r.remote_id is not None), Decimal(0))
-    unknown = sum(
-        (r.price_ptc for r in records if r.remote_id is None and r.state == OUTCOME_UNKNOWN),
-        Decimal(0),
-    )
-    return charged, unknown
-
-
 STATE_COLOURS = {
     "completed": "green",
     "partial": "yellow",
@@ -160,16 +154,17 @@ STATE_COLOURS = {
 }
 
 
-def totals_line(records: list[TaskRecord]) -> str:
-    """`3 tasks · spent 0.3 PTC`, plus what may have been charged without a task id."""
+def totals_line(totals: Spend, shown: int) -> str:
+    """`3 tasks · spent 0.3 PTC`, plus what may have been charged without a task id, and
+    how many of the tasks are shown when --limit cut the list."""
     from soulcli.models import format_ptc
 
-    charged, unknown = spend(records)
-    line = (
-        f"{len(records)} task{'s' if len(records) != 1 else ''} · spent {format_ptc(charged)} PTC"
-    )
-    if unknown:
-        line += f" (+{format_ptc(unknown)} PTC possibly charged)"
+    count = totals.tasks
+    line = f"{count} task{'s' if count != 1 else ''} · spent {format_ptc(totals.charged)} PTC"
+    if totals.maybe_charged:
+        line += f" (+{format_ptc(totals.maybe_charged)} PTC possibly charged)"
+    if shown < count:
+        line += f" · the newest {shown} shown"
     return line
 
 
@@ -214,7 +209,7 @@ HISTORY_COLUMNS = [
 ]
 
 
-def _print_table(records: list[TaskRecord], *, pager: bool) -> None:
+def _print_table(records: list[TaskRecord], totals: Spend, *, pager: bool) -> None:
     """A table as wide as the terminal, or plain columns and the totals on stderr when piped."""
     import sys
 
@@ -230,7 +225,7 @@ def _print_table(records: list[TaskRecord], *, pager: bool) -> None:
         )
         for text in plain_lines(headers, rows, right=right):
             ui.emit(text)
-        ui.say(totals_line(records))
+        ui.say(totals_line(totals, len(records)))
         return
     from rich.console import Console
     from rich.text import Text
@@ -249,5 +244,5 @@ def _print_table(records: list[TaskRecord], *, pager: bool) -> None:
     with console.capture() as captured:
         for line in fitted_lines(columns, cells, console.width):
             console.print(line)
-        console.print(totals_line(records), style="dim")
+        console.print(totals_line(totals, len(records)), style="dim")
     ui.page(captured.get(), allowed=pager)  # like `git log`: more than a screen is paged
