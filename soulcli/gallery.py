@@ -147,7 +147,6 @@ def pictures_for(card: Card) -> list[Picture]:
 
     Also counts the card's saved and missing images, a sweep's hidden ones included.
     """
-    from soulcli.ledger import FINAL
     from soulcli.sheet import tiles_for_record
 
     pictures = []
@@ -159,8 +158,6 @@ def pictures_for(card: Card) -> list[Picture]:
                 card.missing += 1
             else:
                 card.images += 1
-            if tile.path is None and tile.status == record.state and record.state in FINAL:
-                tile.status = "not delivered"  # the task ended without it
         if card.sweep:
             # The style's first saved image, else its first tile to say why there is none.
             tiles = [next((t for t in tiles if t.path is not None), tiles[0])]
@@ -353,6 +350,8 @@ def _write_assets(folder: Path) -> None:
 
 def _remove_leftovers(folder: Path) -> None:
     """Delete temporary files a killed build left behind (their process has ended)."""
+    from soulcli.process import pid_alive
+
     for where in (folder, folder / THUMBS, folder / ASSETS):
         try:
             entries = list(os.scandir(where))
@@ -361,17 +360,5 @@ def _remove_leftovers(folder: Path) -> None:
         for entry in entries:
             if entry.name.startswith(".") and entry.name.endswith(".part"):
                 pid = entry.name[: -len(".part")].rpartition(".")[2]
-                if pid.isdigit() and not _running(int(pid)):
+                if pid.isdigit() and not pid_alive(int(pid)):
                     Path(entry.path).unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

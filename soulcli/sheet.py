@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 NOT_ON_DISK = "not on disk"
+NOT_DELIVERED = "not delivered"
 UNREADABLE = "unreadable"
 
 MAX_COLUMNS = 10
@@ -221,6 +222,8 @@ def tiles_for_record(record: TaskRecord, base: Path | None = None) -> list[Tile]
 
     A relative path (a hand-edited ledger) is taken from `base`, else the current directory.
     """
+    from soulcli.ledger import FINAL
+
     by_index: dict[int, dict[str, Any]] = {}
     for image in record.images:
         try:
@@ -231,8 +234,9 @@ def tiles_for_record(record: TaskRecord, base: Path | None = None) -> list[Tile]
     for index in range(1, max(4, *by_index, 0) + 1):
         label = tile_label(record.style_name, record.seed, index)
         saved = by_index.get(index)
-        if saved is None:  # not delivered yet, or the task ended without it
-            tiles.append(Tile(None, label, record.state))
+        if saved is None:  # not delivered yet (the task's state says so), or never will be
+            ended = record.state in FINAL
+            tiles.append(Tile(None, label, NOT_DELIVERED if ended else record.state))
         elif not saved.get("path") or not isinstance(saved["path"], str):
             tiles.append(Tile(None, label, one_line(saved.get("status") or "not saved", 40)))
         elif not (path := (base or Path.cwd()) / saved["path"]).is_file():
