@@ -95,13 +95,11 @@ class GalleryReport:
     """What a build wrote and counted."""
 
     page: Path
-    cards: int
     tasks: int
     images: int
     missing: int
     spent: Decimal
     thumbs_made: int
-    thumbs_reused: int
 
 
 def cards_for(records: list[TaskRecord], sweep_batches: set[int]) -> list[Card]:
@@ -320,13 +318,11 @@ def _build(
     cache.save()
     return GalleryReport(
         page=page,
-        cards=len(cards),
         tasks=sum(len(c.records) for c in cards),
         images=sum(c.images for c in cards),
         missing=sum(c.missing for c in cards),
         spent=spent,
         thumbs_made=cache.made,
-        thumbs_reused=cache.reused,
     )
 
 

@@ -59,7 +59,6 @@ class ThumbnailCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.made = 0
-        self.reused = 0
         self._files: dict[str, _Known] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
         self._failed: dict[str, str] = {}  # content key: why it has no thumbnail
@@ -107,7 +106,6 @@ class ThumbnailCache:
                 and (known.key in self._failed or self._ready(known.key))
             ):
                 results[path] = self._failed.get(known.key) or self._thumb(known.key)
-                self.reused += known.key not in self._failed
             else:
                 to_make.append((path, status))
         if to_make:
@@ -121,7 +119,6 @@ class ThumbnailCache:
                 ):
                     results[path] = outcome
                     self.made += made
-                    self.reused += not made and isinstance(outcome, Thumb)
         return results
 
     def _ready(self, key: str) -> bool:

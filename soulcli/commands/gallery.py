@@ -75,6 +75,7 @@ def gallery(
     """
     from soulcli import ui
     from soulcli.gallery import build
+    from soulcli.gallery_page import plural
     from soulcli.models import format_ptc
 
     folder = out if out is not None else _default_folder()
@@ -89,10 +90,9 @@ def gallery(
     )
     missing = f" ({report.missing} missing)" if report.missing else ""
     ui.say(
-        f"soul: gallery of {report.tasks} task{'s' if report.tasks != 1 else ''}, "
-        f"{report.images} image{'s' if report.images != 1 else ''}{missing}, "
-        f"{format_ptc(report.spent)} PTC · {report.thumbs_made} new thumbnail"
-        f"{'s' if report.thumbs_made != 1 else ''}"
+        f"soul: gallery of {plural(report.tasks, 'task')}, "
+        f"{plural(report.images, 'image')}{missing}, "
+        f"{format_ptc(report.spent)} PTC · {plural(report.thumbs_made, 'new thumbnail')}"
     )
     ui.emit(str(report.page))
     if open_page and not open_in_browser(report.page.as_uri()):
