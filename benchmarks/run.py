@@ -681,6 +681,7 @@ def bench_ledger(runs: int, rows: int) -> None:
         "history": ["history"],
         "history --search dog": ["history", "--search", "dog"],
         "history --search (no match)": ["history", "--search", "zebra"],
+        "history --search 'golden hour'": ["history", "--search", "golden hour"],
         "history --json --limit 20": ["history", "--json", "--limit", "20"],
         "fetch --last (saved)": ["fetch", "--last"],
     }
@@ -703,6 +704,7 @@ def bench_ledger(runs: int, rows: int) -> None:
             for name, args in commands.items():
                 for count, env in envs.items():
                     times.setdefault((name, count), []).append(wall([SOUL, *args], env))
+        bench_prompt_index_build(base / f"ledger{rows}", envs[rows])
     for name in commands:
         small = [t * 1000 for t in times[(name, 1)][1:]]
         big = [t * 1000 for t in times[(name, rows)][1:]]
@@ -710,6 +712,35 @@ def bench_ledger(runs: int, rows: int) -> None:
         record(f"{name}: 1 task", _spread(small, "ms", digits=0))
         record(f"{name}: {rows} tasks", _spread(big, "ms", digits=0))
         record(f"{name}: {rows} / 1", f"{ratio:.2f}x", "<= 1.30x", ratio <= 1.3)
+
+
+# A ledger as a soul without the prompt index left it: no triggers, no tables.
+DROP_PROMPT_INDEX = r"""
+import sqlite3, sys
+with sqlite3.connect(sys.argv[1]) as db:
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                              " AND name LIKE 'prompt_index_%'").fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("DROP TABLE IF EXISTS prompt_words")
+    db.execute("DROP TABLE IF EXISTS task_costs")
+    db.execute("VACUUM")
+"""
+
+
+def bench_prompt_index_build(where: Path, env: dict[str, str]) -> None:
+    """The one-off cost of the first open of a big ledger from before the prompt index,
+    and what the index adds to the file."""
+    ledger = where / "data" / "tasks.db"
+    before = where / "before-index.db"
+    shutil.copy(ledger, before)
+    subprocess.run([sys.executable, "-c", DROP_PROMPT_INDEX, str(before)], check=True)
+    times = []
+    for _ in range(3):
+        shutil.copy(before, ledger)
+        times.append(wall([SOUL, "history", "-n", "1"], env) * 1000)
+    record("first open builds the prompt index", _spread(times, "ms", digits=0))
+    grown = ledger.stat().st_size / before.stat().st_size
+    record("ledger file with the index / without", f"{grown:.2f}x")
 
 
 def sheet_images(where: Path, count: int, size: int = 1152) -> list[Path]:

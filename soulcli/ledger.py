@@ -13,19 +13,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from soulcli import prompt_index
 from soulcli.errors import ConfigError
 from soulcli.models import GenerationRequest, valid_task_id
 from soulcli.paths import ledger_path
 from soulcli.process import Owner, me
 
 SCHEMA_VERSION = 4
+# How many of the newest tasks a search with a limit looks through before it asks the
+# prompt index (about 0.4 ms of scanning).
+NEWEST_SCANNED = 2000
 
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -309,10 +313,13 @@ class Ledger:
     One Ledger may be shared by a batch's worker threads: a lock serialises them.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path | None = None) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path | None = None, *, indexed: bool = False
+    ) -> None:
         self._db = connection
         self._lock = threading.RLock()
         self.path = path
+        self._indexed = indexed  # whether searches may use the prompt index (prompt_index.py)
 
     @classmethod
     @contextmanager
@@ -328,11 +335,11 @@ class Ledger:
             raise ConfigError(f"cannot open the task ledger {path}: {exc}") from exc
         try:
             connection.row_factory = sqlite3.Row
-            _prepare(connection)
+            indexed = _prepare(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise ConfigError(f"the task ledger {path} is unusable: {exc}") from exc
-        ledger = cls(connection, path)
+        ledger = cls(connection, path, indexed=indexed)
         try:
             ledger._fold_journal()
             yield ledger
@@ -614,11 +621,7 @@ class Ledger:
         sql = f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        try:
-            with self._lock:
-                return [_record(row) for row in self._db.execute(sql, params)]
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
+        return [_record(row) for row in self._read(sql, params)]
 
     def get(self, key: str | int) -> TaskRecord | None:
         """A row by local id (digits) or remote task id."""
@@ -652,49 +655,112 @@ class Ledger:
         """Rows newest first, filtered by prompt text, state and creation time."""
         self.settle_abandoned()
         where, params = _filters(text, state, since)
-        return self._select(where, params, limit)
+        if not (text and self._uses_index(text)):
+            return self._select(where, params, limit)
+        if limit is not None:
+            # The newest tasks first: a text that many prompts hold fills the page within
+            # them, which costs less than ordering every match the index has.
+            start = self._read(
+                "SELECT created_at, id FROM tasks INDEXED BY tasks_newest"
+                f" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {NEWEST_SCANNED - 1}"
+            )
+            if start:
+                newest = self._read(
+                    "SELECT id FROM tasks INDEXED BY tasks_newest"
+                    f" WHERE (created_at, id) >= (?, ?) AND {where}"
+                    f" ORDER BY created_at DESC, id DESC LIMIT {int(limit)}",
+                    (*start[0], *params),
+                )
+                if len(newest) == limit:
+                    return self._by_ids([row[0] for row in newest])
+        return self._by_ids(self._indexed_ids(text, state, since, limit))
+
+    def _uses_index(self, text: str) -> bool:
+        return self._indexed and len(text) >= prompt_index.SHORTEST
+
+    def _indexed_ids(
+        self, text: str, state: str | None, since: float | None, limit: int | None
+    ) -> list[int]:
+        """The ids of the tasks whose prompt holds `text` (or whose task id it is), newest
+        first, from the prompt index: reading only the matches, and ordering only them."""
+        where, params = _filters(None, state, since)  # on task_costs, which has both
+        cut = f" LIMIT {int(limit)}" if limit is not None else ""
+        words, costs = prompt_index.WORDS, prompt_index.COSTS
+        found = self._read(
+            f"SELECT costs.id, costs.created_at FROM {words}"
+            f" JOIN {costs} AS costs ON costs.id = {words}.rowid"
+            f" WHERE {words} MATCH ? AND {where}"
+            f" ORDER BY costs.created_at DESC, costs.id DESC{cut}",
+            (prompt_index.phrase(text), *params),
+        )
+        named = self._read(
+            f"SELECT id, created_at FROM {costs}"
+            f" WHERE id IN (SELECT id FROM tasks WHERE remote_id = ?) AND {where}",
+            (text, *params),
+        )
+        newest = sorted({(row["created_at"], row["id"]) for row in [*found, *named]}, reverse=True)
+        return [row_id for _, row_id in newest][:limit]
+
+    def _by_ids(self, ids: list[int]) -> list[TaskRecord]:
+        """The rows of `ids`, in the order given."""
+        rows: dict[int, TaskRecord] = {}
+        for marks, chunk in _in_chunks(ids):
+            for row in self._read(f"SELECT * FROM tasks WHERE id IN ({marks})", chunk):
+                rows[row["id"]] = _record(row)
+        return [rows[row_id] for row_id in ids if row_id in rows]
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
 
     def spend(
         self, *, text: str | None = None, state: str | None = None, since: float | None = None
     ) -> Spend:
         """How many tasks match the filters of `search` and what they cost, summed by SQLite.
 
-        The whole ledger's totals are the counts the `spend` table keeps by price; with a
-        filter, the matching rows are added up in one pass over tasks_newest.
+        The whole ledger's totals are the counts the `spend` table keeps by price. A
+        searched text adds up its matches from the prompt index; other filters add up
+        the matching rows in one pass over tasks_newest.
         """
         self.settle_abandoned()  # the rows `search` would list, in the states it shows
-        try:
-            if not (text or state or since is not None):
-                with self._lock:
-                    rows = self._db.execute(
-                        "SELECT price_ptc, tasks, charged, maybe FROM spend"
-                    ).fetchall()
-                spend = Spend()
-                for row in rows:  # prices are decimal text: the sums stay exact
-                    price = Decimal(row["price_ptc"])
-                    spend += Spend(row["tasks"], price * row["charged"], price * row["maybe"])
-                return spend
-            where, params = _filters(text, state, since)
-            # Summed in whole millionths of a PTC, which is exact for prices of up to six
-            # decimals (round() removes the float error of reading the text) and needs
-            # no sort by price. The index is named so the plan cannot drift: left to
-            # itself, SQLite answers --state from tasks_state_newest and opens every row
-            # (80 ms at 100,000 rows, not 20).
-            micro = "CAST(round(price_ptc * 1000000) AS INTEGER)"
-            sql = (
-                f"SELECT count(*) AS tasks, sum((remote_id IS NOT NULL) * {micro}) AS charged,"
-                f" sum((remote_id IS NULL AND state = ?) * {micro}) AS maybe"
-                f" FROM tasks INDEXED BY tasks_newest WHERE {where}"
+        if not (text or state or since is not None):
+            spend = Spend()
+            for row in self._read("SELECT price_ptc, tasks, charged, maybe FROM spend"):
+                price = Decimal(row["price_ptc"])  # decimal text: the sums stay exact
+                spend += Spend(row["tasks"], price * row["charged"], price * row["maybe"])
+            return spend
+        if text and self._uses_index(text):
+            where, params = _filters(None, state, since)
+            words, costs = prompt_index.WORDS, prompt_index.COSTS
+            sums = "SELECT count(*), sum(charged_micro), sum(maybe_micro)"
+            matching = (prompt_index.phrase(text), *params)
+            totals = self._read(
+                f"{sums} FROM {words} JOIN {costs} AS costs ON costs.id = {words}.rowid"
+                f" WHERE {words} MATCH ? AND {where}",
+                matching,
+            ) + self._read(  # a task id searched for, unless its prompt matched too
+                f"{sums} FROM {costs} WHERE id IN (SELECT id FROM tasks WHERE remote_id = ?)"
+                f" AND id NOT IN (SELECT rowid FROM {words} WHERE {words} MATCH ?) AND {where}",
+                (text, prompt_index.phrase(text), *params),
             )
-            with self._lock:
-                row = self._db.execute(sql, (OUTCOME_UNKNOWN, *params)).fetchone()
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot read the task ledger: {exc}") from exc
-        return Spend(
-            row["tasks"],
-            Decimal(row["charged"] or 0).scaleb(-6),
-            Decimal(row["maybe"] or 0).scaleb(-6),
-        )
+        else:
+            where, params = _filters(text, state, since)
+            # The index is named so the plan cannot drift: left to itself, SQLite answers
+            # --state from tasks_state_newest and opens every row (80 ms at 100,000
+            # rows, not 20).
+            totals = self._read(
+                f"SELECT count(*), sum({prompt_index.CHARGED.format(row='tasks')}),"
+                f" sum({prompt_index.MAYBE.format(row='tasks')})"
+                f" FROM tasks INDEXED BY tasks_newest WHERE {where}",
+                params,
+            )
+        spend = Spend()
+        for tasks, charged, maybe in totals:
+            spend += Spend(tasks, Decimal(charged or 0).scaleb(-6), Decimal(maybe or 0).scaleb(-6))
+        return spend
 
     def settle_abandoned(self) -> list[int]:
         """Mark rows left in `submitting` by a process that died as outcome_unknown.
@@ -742,15 +808,19 @@ def _filters(
     return " AND ".join(clauses), tuple(params)
 
 
-def _in_chunks(keys: list[str], size: int = 500) -> Iterator[tuple[str, tuple[str, ...]]]:
+KeyT = TypeVar("KeyT", str, int)
+
+
+def _in_chunks(keys: Sequence[KeyT], size: int = 500) -> Iterator[tuple[str, tuple[KeyT, ...]]]:
     """Keys in slices small enough for one `IN (...)`, each with its placeholders."""
     for start in range(0, len(keys), size):
         chunk = tuple(keys[start : start + size])
         yield ",".join("?" * len(chunk)), chunk
 
 
-def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
-    """WAL mode, durable commits, and the schema; retried while another process holds a lock.
+def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> bool:
+    """WAL mode, durable commits, the schema and the prompt index; retried while another
+    process holds a lock. Returns whether searches may use the prompt index.
 
     Switching a new file to WAL needs it to itself, and SQLite answers "database is
     locked" at once rather than waiting, so two soul processes starting together
@@ -771,11 +841,36 @@ def _prepare(connection: sqlite3.Connection, wait: float = 30.0) -> None:
                         for statement in _statements(_MIGRATIONS[step]):
                             connection.execute(statement)
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            return
+            return _prepare_prompt_index(connection)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _prepare_prompt_index(connection: sqlite3.Connection) -> bool:
+    """Build the prompt index if this SQLite can and it is not whole, or stop keeping it
+    if this SQLite cannot; whether searches may use it (see prompt_index.py)."""
+    capable = prompt_index.supported(connection)
+    whole = len(prompt_index.TRIGGERS)
+    present = prompt_index.triggers_present(connection)
+    if (capable and len(present) == whole) or (not capable and not present):
+        return capable
+    try:
+        with _transaction(connection):
+            present = prompt_index.triggers_present(connection)  # again, inside the lock
+            if not capable:
+                prompt_index.drop_triggers(connection)
+            elif len(present) < whole:
+                for statement in _statements(prompt_index.BUILD):
+                    connection.execute(statement)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise
+        with _transaction(connection):  # a tokenizer claimed but not loadable: LIKE it is
+            prompt_index.drop_triggers(connection)
+        return False
+    return capable
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -131,7 +131,8 @@ def test_listings_and_totals_read_an_index_never_the_whole_table_sorted(
     tmp_path: Path, traced: list[str], listing: str
 ) -> None:
     """Why a ledger of 100,000 tasks lists as fast as a new one (speed itself is measured
-    in benchmarks/run.py): no listing sorts the table, no total reads its rows."""
+    in benchmarks/run.py): no listing sorts the table, no total reads its rows. Only the
+    prompt index's matches may be sorted: what it reads grows with them, not the table."""
     with Ledger.open(tmp_path / "tasks.db") as ledger:
         add_tasks(ledger, 12)
         traced.clear()
@@ -142,7 +143,8 @@ def test_listings_and_totals_read_an_index_never_the_whole_table_sorted(
         for sql in selects:
             plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
             for step in plan:
-                assert "TEMP B-TREE FOR ORDER BY" not in step, (sql, plan)
+                if "FROM prompt_words" not in sql:
+                    assert "TEMP B-TREE FOR ORDER BY" not in step, (sql, plan)
                 if step.startswith("SCAN tasks"):  # a whole pass: over an index only
                     assert "COVERING INDEX" in step or "tasks_newest" in step, (sql, plan)
 
