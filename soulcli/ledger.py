@@ -676,7 +676,7 @@ class Ledger:
         return self._by_ids(self._indexed_ids(text, state, since, limit))
 
     def _uses_index(self, text: str) -> bool:
-        return self._indexed and len(text) >= prompt_index.SHORTEST
+        return self._indexed and prompt_index.can_search(text)
 
     def _indexed_ids(
         self, text: str, state: str | None, since: float | None, limit: int | None
@@ -699,7 +699,8 @@ class Ledger:
             (text, *params),
         )
         newest = sorted({(row["created_at"], row["id"]) for row in [*found, *named]}, reverse=True)
-        return [row_id for _, row_id in newest][:limit]
+        ids = [row_id for _, row_id in newest]
+        return ids if limit is None or limit < 0 else ids[:limit]  # LIMIT -1: no limit
 
     def _by_ids(self, ids: list[int]) -> list[TaskRecord]:
         """The rows of `ids`, in the order given."""
@@ -736,15 +737,16 @@ class Ledger:
             where, params = _filters(None, state, since)
             words, costs = prompt_index.WORDS, prompt_index.COSTS
             sums = "SELECT count(*), sum(charged_micro), sum(maybe_micro)"
-            matching = (prompt_index.phrase(text), *params)
+            match = prompt_index.phrase(text)
+            # One statement, so one snapshot of the ledger: the prompts' matches, then
+            # the task whose id the text is, unless its prompt matched too.
             totals = self._read(
                 f"{sums} FROM {words} JOIN {costs} AS costs ON costs.id = {words}.rowid"
-                f" WHERE {words} MATCH ? AND {where}",
-                matching,
-            ) + self._read(  # a task id searched for, unless its prompt matched too
-                f"{sums} FROM {costs} WHERE id IN (SELECT id FROM tasks WHERE remote_id = ?)"
+                f" WHERE {words} MATCH ? AND {where}"
+                f" UNION ALL {sums} FROM {costs}"
+                " WHERE id IN (SELECT id FROM tasks WHERE remote_id = ?)"
                 f" AND id NOT IN (SELECT rowid FROM {words} WHERE {words} MATCH ?) AND {where}",
-                (text, prompt_index.phrase(text), *params),
+                (match, *params, text, match, *params),
             )
         else:
             where, params = _filters(text, state, since)
@@ -867,7 +869,9 @@ def _prepare_prompt_index(connection: sqlite3.Connection) -> bool:
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc):
             raise
-        with _transaction(connection):  # a tokenizer claimed but not loadable: LIKE it is
+        # A tokenizer claimed but not loadable, or a ledger this user may only read:
+        # searches use LIKE, and writes must not meet triggers this SQLite cannot run.
+        with contextlib.suppress(sqlite3.Error), _transaction(connection):
             prompt_index.drop_triggers(connection)
         return False
     return capable

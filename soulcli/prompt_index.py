@@ -7,6 +7,10 @@ that opens it. So each open checks it: a SQLite that has the tokenizer builds th
 when its triggers are missing, and one that lacks it drops them (an insert into `tasks`
 would otherwise fail on the unknown tokenizer) and searches with LIKE. The next open by
 a capable SQLite finds no triggers and builds it again, whole.
+
+Triggers see every INSERT, UPDATE and DELETE, but not the rows a REPLACE removes to
+make room (soul never writes one; the `spend` counts share the blind spot). Dropping
+any of the triggers makes the next open rebuild the index from the rows.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ WORDS = "prompt_words"
 COSTS = "task_costs"
 TRIGGERS = ("prompt_index_added", "prompt_index_prompt", "prompt_index_cost", "prompt_index_gone")
 # The trigram tokenizer matches any run of 3 or more characters; a shorter text
-# matches nothing through it, so it is searched with LIKE.
+# matches nothing through it, so it is searched with LIKE. A phrase costs more with
+# every trigram, each of whose positions must line up: past about 40 characters a
+# LIKE scan of every prompt is the cheaper way (a whole prompt pasted to find it).
 SHORTEST = 3
+LONGEST = 40
 
 # What a `tasks` row ({row}) adds to a total, in whole millionths of a PTC: exact for
 # prices of up to six decimals (round() takes away the float error of reading the
@@ -97,6 +104,11 @@ def drop_triggers(connection: sqlite3.Connection) -> None:
     """Stop keeping the index (this SQLite cannot); a capable one rebuilds it later."""
     for name in TRIGGERS:
         connection.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def can_search(text: str) -> bool:
+    """Whether the index can look `text` up (else LIKE, which finds the same tasks)."""
+    return SHORTEST <= len(text) <= LONGEST and "\0" not in text  # NUL ends FTS5's query
 
 
 def phrase(text: str) -> str:

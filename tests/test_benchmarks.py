@@ -45,7 +45,16 @@ def test_benchmark_script_runs_and_reports_targets(tmp_path: Path) -> None:
                 "CPU per task, 20000 files / 0 files",
             ],
         ),
-        ("ledger", ["history: 2000 / 1", "history --search dog: 2000 / 1", "fetch --last (saved)"]),
+        (
+            "ledger",
+            [
+                "history: 2000 / 1",
+                "history --search dog: 2000 / 1",
+                "history --search (63 characters): 2000 / 1",
+                "fetch --last (saved)",
+                "first open builds the prompt index",
+            ],
+        ),
         (
             "netstart,waiting",
             [

@@ -32,6 +32,7 @@ PROMPTS = [
     "dOg",
     "do",
     "lighthouse at dusk",
+    "a very long prompt: a lighthouse at dusk, gulls, rain on the glass, film grain",
 ]
 TEXTS = [
     "dog",
@@ -53,6 +54,8 @@ TEXTS = [
     "a d",
     "zzz",
     "higgsfield_000000000003",  # a task id: its task, whatever its prompt
+    "a lighthouse at dusk, gulls, rain on the glass",  # longer than the index looks up
+    "a very long prompt: a lighthouse at dusk",  # 40 characters: the longest it does
 ]
 
 
@@ -117,6 +120,7 @@ def test_the_index_finds_what_like_finds_and_totals_the_same(
             for limit in (1, 2, 5):
                 found = [r.id for r in ledger.search(text=text, limit=limit)]
                 assert found == wanted[:limit], (text, limit)
+            assert [r.id for r in ledger.search(text=text, limit=-1)] == wanted  # SQL's
             matching = [r for r in everything if r.id in wanted]
             assert ledger.spend(text=text) == Spend.of(matching), text
             failed = [r for r in matching if r.state == "failed"]
@@ -129,6 +133,21 @@ def test_the_index_finds_what_like_finds_and_totals_the_same(
             assert ledger.spend(text=text, since=later) == Spend.of(recent), text
             assert [r.id for r in ledger.search(text=text, since=later)] == [r.id for r in recent]
     assert used_the_index(traced)
+
+
+def test_a_text_with_nul_is_searched_as_like_searches_it(tmp_path: Path) -> None:
+    """NUL ends an FTS5 query (an error), and SQLite's LIKE reads a pattern only up to
+    it: such a text (the library can be given one) gets LIKE's answer, as it always did."""
+    with Ledger.open(tmp_path / "tasks.db") as ledger:
+        add_prompts(ledger, [*PROMPTS, "a kite over the hill"])
+        db = sqlite3.connect(tmp_path / "tasks.db")
+        for text in ("l\0in", "dog\0", "\0"):
+            pattern = f"%{text}%"
+            rows = db.execute(
+                "SELECT id FROM tasks WHERE prompt LIKE ? ORDER BY id DESC", (pattern,)
+            )
+            assert [r.id for r in ledger.search(text=text)] == [row[0] for row in rows], text
+        db.close()
 
 
 def test_the_index_follows_every_write_whoever_makes_it(tmp_path: Path) -> None:
