@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -86,21 +86,6 @@ def test_a_ledger_made_by_soul_0_1_is_read_back_whole(isolated_dirs: Path) -> No
     assert "prompt: batch red kite" in shown.stdout and "image 4: " in shown.stdout
     last = run_soul("fetch", "--last")  # the newest: no task id, maybe charged
     assert last.code == 10 and "task 11 never got a task id" in last.stderr
-
-
-@pytest.fixture
-def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every SQL statement the ledger runs, with its parameters filled in."""
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def tracing_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", tracing_connect)
-    yield statements
 
 
 def add_tasks(ledger: Ledger, count: int, *, start: int = 0) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -82,21 +80,6 @@ def add_prompts(ledger: Ledger, prompts: list[str]) -> None:
             continue
         ledger.set_remote_id(row, f"higgsfield_{row:012x}")
         ledger.set_results(row, "failed" if i % 5 == 0 else "completed", [])
-
-
-@pytest.fixture
-def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every SQL statement the ledger runs."""
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def tracing_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", tracing_connect)
-    yield statements
 
 
 def used_the_index(statements: list[str]) -> bool:
