@@ -50,10 +50,30 @@ class FinishWindow:
 
     @classmethod
     def spanning(cls, finishes: Sequence[tuple[float, float]]) -> FinishWindow | None:
-        """The window over tasks that each ended after `after` and by `by`; None for none."""
+        """The window for tasks that each ended after `after` and by `by`; None for none.
+
+        Tasks that take the same time pin it down: their intervals all overlap around
+        it, and the window is that overlap. Tasks whose intervals do not all overlap
+        vary, and the window runs from the typical one's last "still running" to its
+        first "finished" (the medians). Spanning every interval instead fed on itself:
+        a wide window is polled sparsely, which records wide intervals, which widen the
+        next window (in a batch, 2 s tasks came to be seen 1.5 s late).
+        """
         if not finishes:
             return None
-        return cls(min(after for after, _ in finishes), max(by for _, by in finishes))
+        afters = [after for after, _ in finishes]
+        bys = [by for _, by in finishes]
+        if max(afters) < min(bys):
+            return cls(max(afters), min(bys))
+        # Never empty: each `by` is later than its `after`, so each order statistic of
+        # the `by`s is later than the same one of the `after`s.
+        return cls(_median(afters), _median(bys))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 class PollSchedule:

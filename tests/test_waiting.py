@@ -72,9 +72,11 @@ def test_the_scale_shrinks_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_polls_gather_where_recent_tasks_ended() -> None:
     # Three earlier tasks: one seen on the grid (running at 20 s, done by 22 s), two
-    # seen by dense polls. The window is 19.5 s to 22.5 s, with half a second's margin.
+    # seen by dense polls. They took different times (their intervals do not all
+    # overlap), so the window runs from the median "running" to the median "done":
+    # 19.5 s to 21.5 s, with half a second's margin.
     window = FinishWindow.spanning([(20.0, 22.0), (20.0, 20.5), (20.5, 21.0)])
-    assert window == FinishWindow(20.0, 22.0)
+    assert window == FinishWindow(20.0, 21.0)
     polls = run_schedule(submitted(window), 20.7)
     inside = [p for p in polls if p >= 19.5]
     assert inside == pytest.approx([19.5, 20.0, 20.5, 21.0])  # seen 0.3 s after the end
@@ -82,6 +84,32 @@ def test_polls_gather_where_recent_tasks_ended() -> None:
     gaps = [later - earlier for earlier, later in itertools.pairwise(before)]
     assert len(gaps) >= 3 and min(gaps) >= 2.0  # sparse before it
     assert len(polls) <= 20.7 / 2 + 3  # 10 polls, where the grid took 13
+
+
+def test_tasks_that_take_the_same_time_narrow_the_window_to_where_they_overlap() -> None:
+    # Each interval holds its task's end: 2 s tasks seen on the grid and densely.
+    assert FinishWindow.spanning([(1.0, 2.0), (1.5, 2.5), (1.75, 3.0)]) == FinishWindow(1.75, 2.0)
+    # Intervals that do not all overlap are tasks that vary: the typical one's
+    # interval, from the median "running" to the median "done".
+    varied = [(20.0, 20.5), (20.5, 21.0), (20.25, 20.75), (19.0, 21.0)]
+    assert FinishWindow.spanning(varied) == FinishWindow(20.125, 20.875)
+    assert FinishWindow.spanning([(1.0, 2.0), (5.0, 6.0)]) == FinishWindow(3.0, 4.0)
+
+
+def test_a_run_of_equal_short_tasks_is_seen_promptly_task_after_task() -> None:
+    """What each wait records feeds the next one's window, as in a batch of 2 s tasks
+    (the wait begins 30 ms after the submit): the windows must not widen."""
+    recorded: list[tuple[float, float]] = []
+    late_by = []
+    for _ in range(12):
+        schedule = submitted(FinishWindow.spanning(recorded[-5:]))
+        polls = run_schedule(schedule, 2.0, since_submit=0.03)
+        late_by.append(0.03 + polls[-1] - 2.0)
+        seen = schedule.finish_seen()
+        assert seen is not None
+        recorded.append(seen)
+        assert len(polls) <= 2.0 / 2 + 3
+    assert max(late_by[3:]) <= 0.5, late_by
 
 
 def test_a_task_outside_the_window_is_still_seen() -> None:
@@ -138,6 +166,13 @@ finishes = st.lists(
     min_size=1,
     max_size=5,
 )
+
+
+@settings(max_examples=300, deadline=None)
+@given(ends=finishes)
+def test_the_window_is_never_empty(ends: list[tuple[float, float]]) -> None:
+    window = FinishWindow.spanning(ends)
+    assert window is not None and window.earliest < window.latest
 
 
 @settings(max_examples=300, deadline=None)
