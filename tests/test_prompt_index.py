@@ -207,7 +207,7 @@ def test_a_tokenizer_that_will_not_load_leaves_the_ledger_working(
         assert not prompt_index.triggers_present(db)
 
 
-def test_two_processes_opening_a_ledger_without_the_index_build_it_once(tmp_path: Path) -> None:
+def test_four_openers_at_once_of_a_ledger_without_the_index_build_it_once(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     with Ledger.open(path) as ledger:
         add_prompts(ledger, PROMPTS)
