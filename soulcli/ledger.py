@@ -113,10 +113,11 @@ _MIGRATIONS: dict[int, str] = {
         WHERE line_key IS NOT NULL AND claim_released = 0;
     UPDATE tasks SET pid = NULL WHERE state <> 'submitting';
     """,
-    # When each task was seen to end, in seconds after its submit: it was still running
-    # `done_after` and had finished `done_by`. The next similar task is polled densely
-    # around these times (waiting.py); polls are always sent, so these only make them
-    # fewer and better placed.
+    # When each task was seen to end, in seconds after its submit was answered (a task
+    # taken up later: after its row was made): it was still running `done_after` and
+    # had finished `done_by`. The next similar task is polled densely around these
+    # times (waiting.py); polls are always sent, so these only make them fewer and
+    # better placed.
     3: """
     ALTER TABLE tasks ADD COLUMN done_after REAL;
     ALTER TABLE tasks ADD COLUMN done_by REAL;
@@ -591,7 +592,7 @@ class Ledger:
         )
 
     def set_done_seen(self, local_id: int, done_after: float, done_by: float) -> None:
-        """Record when the task was seen to end, in seconds after its submit."""
+        """Record when the task was seen to end, in seconds after its submit's answer."""
         if 0 <= done_after < done_by:  # a clock set back during the wait gives nonsense
             self._write(
                 "UPDATE tasks SET done_after = ?, done_by = ? WHERE id = ?",

@@ -1,10 +1,11 @@
 """Poll a task until every job is terminal, within an overall time limit.
 
 When to poll. With nothing known, on a fixed grid from the start of the wait. With
-the finish times of the user's recent similar tasks (from the ledger), every half
-second in the window where this task is likely to end, sparsely before it and on
-the grid after it. Either way a task of T seconds gets at most T/2 + 3 polls, and a
-429 from the API ends the dense polling (the client waits out its Retry-After).
+the finish times of the user's recent similar tasks (from the ledger), first where
+they were all seen finished, a quarter second after that, and every half second back
+to where they were still running; sparsely before that and on the grid after. Either
+way a task of T seconds gets at most T/2 + 3 polls, and a 429 from the API ends the
+dense polling (the client waits out its Retry-After).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ FAST_POLLS_UNTIL = 4.0
 SLOW_POLL_EVERY = 2.0
 # Inside the window: a task that ends there is seen within half a second.
 DENSE_POLL_EVERY = 0.5
+# After the window's end, where every recent task was seen finished: a task a little
+# slower than they were is seen this soon, not half a second later.
+SLOWER_TASK_POLL = 0.25
 # How far the window reaches beyond the recent finish times, on either side.
 WINDOW_MARGIN = 0.5
 # The poll budget: t seconds into a wait at most 2 + t/2 polls have been sent, so a task
@@ -42,8 +46,8 @@ BUDGET_PER_SECOND = 0.5
 
 @dataclass(frozen=True)
 class FinishWindow:
-    """Where recent similar tasks ended, in seconds after their submit: from the
-    earliest time one was still running to the latest time one was seen finished."""
+    """Where recent similar tasks ended, in seconds after their submit was answered:
+    from when they were still running to when they were seen finished."""
 
     earliest: float
     latest: float
@@ -79,11 +83,13 @@ def _median(values: list[float]) -> float:
 class PollSchedule:
     """When to poll one task, and what the polls saw of its end.
 
-    Times are seconds since the wait began (`begin`); the window, in seconds after a
-    submit, is placed on them by `submitted_at`, the task's own submit (wall clock).
-    `just_submitted`: the task was running when the wait began (its submit has just
-    been answered). SOUL_POLL_SCALE stretches or shrinks every interval (tests make
-    them short).
+    Times are seconds since the wait began (`begin`). A task's time counts from the
+    answer to its submit: `just_submitted`, the answer has just come, and the wait
+    begins with it; else from `submitted_at`, when its record was made (wall clock),
+    a moment before the submit was sent. The server made the task before it answered,
+    so time counted from the answer never runs ahead of the task's own: the poll bound
+    holds, and a batch's tasks are timed alike however long each submit took.
+    SOUL_POLL_SCALE stretches or shrinks every interval (tests make them short).
     """
 
     def __init__(
@@ -97,19 +103,19 @@ class PollSchedule:
         self.window = window
         self.submitted_at = submitted_at
         self.just_submitted = just_submitted
-        self.since_submit = 0.0  # seconds from the submit to the start of the wait
+        self.since_submit = 0.0  # seconds from the submit's answer to the start of the wait
         self.polls = 0
         self.pushed_back = False  # the API answered 429: no more dense polling
         self._running_at: float | None = 0.0 if just_submitted else None
         self._finished_at: float | None = None
         # The plan, in grid units (seconds / scale) since the wait began.
-        self._submitted = 0.0  # the submit, in grid units before the wait
+        self._submitted = 0.0  # the submit's answer, in grid units before the wait
         self._dense: list[float] = []  # the window's polls
         self._sparse: list[float] = []  # the polls before it
 
     def begin(self, now: float | None = None) -> None:
         """The wait begins now (wall clock): place the window on it."""
-        if self.submitted_at is not None:
+        if self.submitted_at is not None and not self.just_submitted:
             now = time.time() if now is None else now
             self.since_submit = max(0.0, now - self.submitted_at)
             self._submitted = self.since_submit / self.scale
@@ -117,25 +123,43 @@ class PollSchedule:
             self._plan(self.window)
 
     def _plan(self, window: FinishWindow) -> None:
+        aim = (window.latest - self.since_submit) / self.scale
         start = (window.earliest - self.since_submit) / self.scale - WINDOW_MARGIN
-        end = (window.latest - self.since_submit) / self.scale + WINDOW_MARGIN
-        if end <= 0:
+        if aim + WINDOW_MARGIN <= 0:
             return  # the window is over (a task resumed late): the grid it is
-        # Every half second across the window if the budget affords it (2 + end/2 polls
-        # by its end), else evenly as many polls as it does: short tasks, wide windows.
-        wanted = math.floor((end - start) / DENSE_POLL_EVERY + 1e-9) + 1
-        count = min(wanted, math.floor(self._budget(end) + 1e-9))
-        step = DENSE_POLL_EVERY if count == wanted else (end - start) / (count - 1)
-        self._dense = [p for p in (start + i * step for i in range(count)) if p > 0]
+        # In order of worth, each kept if the budget affords it beside those kept before:
+        # the window's end, where the recent tasks were seen finished (a task that takes
+        # as long is seen at once: a poll there, not half a second after it); a quarter
+        # second later (a task a little slower); every half second back to the window's
+        # start and its margin (a task a little faster, seen within half a second); the
+        # margin after it. Polls that do not fit are dropped from the far side first.
+        back = math.floor((aim - start) / DENSE_POLL_EVERY + 1e-9)
+        ahead = math.floor(WINDOW_MARGIN / DENSE_POLL_EVERY + 1e-9)
+        wanted = [aim, aim + SLOWER_TASK_POLL]
+        wanted += [aim - k * DENSE_POLL_EVERY for k in range(1, back + 1)]
+        wanted += [aim + k * DENSE_POLL_EVERY for k in range(1, ahead + 1)]
+        for at in wanted:
+            if at > 0 and self._affordable([*self._dense, at]):
+                self._dense = sorted([*self._dense, at])
         if not self._dense:
             return
-        # As many polls before the window as leave the budget whole for the window's own:
-        # the last of those, poll `spare + len(dense)`, must fit in the budget at its time.
-        spare = self._budget(self._dense[-1]) - len(self._dense)
-        # Spread evenly, and never closer than the grid's slow polls: a task that ends
-        # early after all is still seen before long.
-        before = max(0, min(math.floor(spare + 1e-9), math.floor(start / SLOW_POLL_EVERY)))
-        self._sparse = [start * i / (before + 1) for i in range(1, before + 1)]
+        # As many polls before the window as the budget leaves, spread evenly and about
+        # as far apart as the grid's slow polls: a task that ends early after all is
+        # still seen before long.
+        first = self._dense[0]
+        before = math.floor(first / SLOW_POLL_EVERY + 1e-9)
+        while before > 0:
+            sparse = [first * i / (before + 1) for i in range(1, before + 1)]
+            if self._affordable(sparse + self._dense):
+                self._sparse = sparse
+                return
+            before -= 1
+
+    def _affordable(self, polls: list[float]) -> bool:
+        """Whether polls at these times (grid units since the wait began) keep within the
+        budget: the n-th of them, in time order, no earlier than the budget allows n."""
+        ordered = sorted(polls)
+        return all(n <= self._budget(at) + 1e-9 for n, at in enumerate(ordered, 1))
 
     def next_poll(self, elapsed: float) -> float:
         """When to send the next poll, in seconds since the wait began (after `elapsed`)."""
@@ -168,8 +192,8 @@ class PollSchedule:
             self._finished_at = answered
 
     def finish_seen(self) -> tuple[float, float] | None:
-        """Seconds after the submit: the task was still running after the first and had
-        finished by the second; None if the polls did not see both."""
+        """Seconds after the submit's answer: the task was still running after the first
+        and had finished by the second; None if the polls did not see both."""
         if self._running_at is None or self._finished_at is None:
             return None
         return self.since_submit + self._running_at, self.since_submit + self._finished_at

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from soulcli.waiting import FinishWindow, PollSchedule
@@ -25,8 +25,10 @@ def run_schedule(
     late: list[float] | None = None,
 ) -> list[float]:
     """The poll times (seconds since the wait began) until a task that ends `ends_at`
-    seconds after the submit is seen, the wait beginning `since_submit` seconds after
-    it; `late` delays each poll by that much, in turn."""
+    seconds after the schedule's start of time is seen: the submit's answer, which
+    begins the wait of a task just submitted, or for a task taken up later its record,
+    made `since_submit` seconds before the wait began. `late` delays each poll by that
+    much, in turn."""
     schedule.begin(now=SUBMIT + since_submit)
     delays = iter(late or [])
     at = schedule.next_poll(0.0) if schedule.just_submitted else 0.0
@@ -96,20 +98,49 @@ def test_tasks_that_take_the_same_time_narrow_the_window_to_where_they_overlap()
     assert FinishWindow.spanning([(1.0, 2.0), (5.0, 6.0)]) == FinishWindow(3.0, 4.0)
 
 
-def test_a_run_of_equal_short_tasks_is_seen_promptly_task_after_task() -> None:
-    """What each wait records feeds the next one's window, as in a batch of 2 s tasks
-    (the wait begins 30 ms after the submit): the windows must not widen."""
+def chain_of_tasks(lasting: list[float]) -> tuple[list[float], list[int]]:
+    """Tasks one after another, each wait's record feeding the next one's window as in
+    a batch: how late each task was seen, and how many polls each took."""
     recorded: list[tuple[float, float]] = []
-    late_by = []
-    for _ in range(12):
+    late_by: list[float] = []
+    poll_counts: list[int] = []
+    for task in lasting:
         schedule = submitted(FinishWindow.spanning(recorded[-5:]))
-        polls = run_schedule(schedule, 2.0, since_submit=0.03)
-        late_by.append(0.03 + polls[-1] - 2.0)
+        polls = run_schedule(schedule, task)
+        late_by.append(polls[-1] - task)
+        poll_counts.append(len(polls))
+        assert len(polls) <= task / 2 + 3
         seen = schedule.finish_seen()
         assert seen is not None
         recorded.append(seen)
-        assert len(polls) <= 2.0 / 2 + 3
-    assert max(late_by[3:]) <= 0.5, late_by
+    return late_by, poll_counts
+
+
+def test_a_run_of_equal_short_tasks_is_seen_at_once_task_after_task() -> None:
+    """2 s tasks as the fake runs them: the first on the grid, then each is seen at the
+    poll where the ones before it were seen finished. The windows must not widen."""
+    late_by, poll_counts = chain_of_tasks([1.995] * 12)
+    assert max(late_by) <= 0.01, late_by
+    assert poll_counts[1:] == [2] * 11  # as few as the grid's
+    late_by, _ = chain_of_tasks([3.5] * 12)
+    assert max(late_by[1:]) <= 0.01, late_by
+
+
+def test_tasks_a_little_slower_than_the_last_ones_are_seen_soon() -> None:
+    # Each a few hundredths slower than the one before: the poll a quarter second
+    # after the window catches the first one past it, and the window moves with them.
+    late_by, _ = chain_of_tasks([2.0 + 0.03 * i for i in range(12)])
+    assert max(late_by[1:]) <= 0.26, late_by
+    assert sum(late_by[1:]) / 11 <= 0.15, late_by
+
+
+def test_how_long_a_submit_took_does_not_move_the_polls() -> None:
+    # Time counts from the answer: a submit that took 0.4 s (a busy batch, a slow
+    # network) is polled as one answered at once.
+    window = FinishWindow(1.5, 2.0)
+    quick = run_schedule(submitted(window), 1.9, since_submit=0.0)
+    slow = run_schedule(submitted(window), 1.9, since_submit=0.4)
+    assert quick == slow == pytest.approx([1.5, 2.0])
 
 
 def test_a_task_outside_the_window_is_still_seen() -> None:
@@ -122,11 +153,13 @@ def test_a_task_outside_the_window_is_still_seen() -> None:
 
 
 def test_short_tasks_poll_as_densely_as_the_budget_allows() -> None:
-    # A 3.5 s task: the budget (2 + t/2 polls by t) affords 4 polls by 4.5 s, spread
-    # evenly across the window instead of every second from the start.
-    polls = run_schedule(submitted(FinishWindow(3.0, 4.0)), 3.5)
-    assert polls == pytest.approx([2.5, 3.0 + 1 / 6, 3.0 + 5 / 6])
-    assert len(polls) <= 3.5 / 2 + 3
+    # A window of 3 to 4 s: the budget (2 + t/2 polls by t) affords 4 polls by 4.25 s:
+    # its end, a quarter second later, and two more half a second apart back from it.
+    # The grid's 1 and 2 s polls, far from the window, are the ones left out.
+    window = FinishWindow(3.0, 4.0)
+    assert run_schedule(submitted(window), 3.5) == pytest.approx([3.0, 3.5])
+    assert run_schedule(submitted(window), 4.1) == pytest.approx([3.0, 3.5, 4.0, 4.25])
+    assert run_schedule(submitted(window), 2.2) == pytest.approx([3.0])  # early: seen late
 
 
 def test_a_rate_limit_ends_the_dense_polling() -> None:
@@ -150,7 +183,7 @@ def test_a_resumed_task_polls_densely_at_once_inside_its_window() -> None:
 
 def test_the_polls_bracket_the_end() -> None:
     schedule = submitted(FinishWindow(20.0, 22.0))
-    run_schedule(schedule, 20.8, since_submit=0.25)
+    run_schedule(schedule, 20.8)
     seen = schedule.finish_seen()
     assert seen is not None
     after, by = seen
@@ -179,16 +212,20 @@ def test_the_window_is_never_empty(ends: list[tuple[float, float]]) -> None:
 @given(
     ends=finishes,
     task=st.floats(0.05, 200.0),
-    since_submit=st.floats(0.0, 1.0),
+    taken_up_after=st.one_of(st.none(), st.floats(0.0, 200.0)),
     late=st.lists(st.floats(0.0, 1.5), max_size=60),
 )
 def test_never_more_polls_than_the_grid_bound(
-    ends: list[tuple[float, float]], task: float, since_submit: float, late: list[float]
+    ends: list[tuple[float, float]], task: float, taken_up_after: float | None, late: list[float]
 ) -> None:
     """Whatever the history and however late the polls go out: at most T/2 + 3 polls
-    for a task of T seconds, as with the grid."""
+    for a task of T seconds, as with the grid, just submitted or taken up later."""
     window = FinishWindow.spanning(ends)
-    polls = run_schedule(submitted(window), task, since_submit=since_submit, late=late)
+    if taken_up_after is None:
+        polls = run_schedule(submitted(window), task, late=late)
+    else:
+        assume(taken_up_after < task)
+        polls = run_schedule(resumed(window), task, since_submit=taken_up_after, late=late)
     assert len(polls) <= task / 2 + 3
 
 
@@ -197,12 +234,11 @@ def test_never_more_polls_than_the_grid_bound(
     earliest=st.floats(8.0, 120.0),
     spread=st.floats(0.0, 1.0),
     where=st.floats(0.0, 1.0),
-    since_submit=st.floats(0.0, 0.3),
 )
 def test_a_task_ending_in_its_window_is_seen_within_half_a_second(
-    earliest: float, spread: float, where: float, since_submit: float
+    earliest: float, spread: float, where: float
 ) -> None:
     window = FinishWindow(earliest, earliest + spread)
     task = earliest + where * spread
-    polls = run_schedule(submitted(window), task, since_submit=since_submit)
-    assert since_submit + polls[-1] - task <= 0.5 + 1e-6
+    polls = run_schedule(submitted(window), task)
+    assert polls[-1] - task <= 0.5 + 1e-6
