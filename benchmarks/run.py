@@ -1,6 +1,6 @@
 """soul's benchmarks, side by side in one run, against the project's fake 302.AI.
 
-    python benchmarks/run.py            # everything (about 15 minutes)
+    python benchmarks/run.py            # everything (about 30 minutes)
     python benchmarks/run.py --quick    # fewer repetitions, smaller batch
     python benchmarks/run.py --only startup,batch
     python benchmarks/run.py --only ledger --soul /tmp/old/.venv/bin/soul   # another soul

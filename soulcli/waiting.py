@@ -2,8 +2,8 @@
 
 When to poll. With nothing known, on a fixed grid from the start of the wait. With
 the finish times of the user's recent similar tasks (from the ledger), first where
-they were all seen finished, a quarter second after that, and every half second back
-to where they were still running; sparsely before that and on the grid after. Either
+they were seen finished, a quarter second after that, and every half second back to
+where they were still running; sparsely before that and on the grid after. Either
 way a task of T seconds gets at most T/2 + 3 polls, and a 429 from the API ends the
 dense polling (the client waits out its Retry-After).
 """
@@ -32,11 +32,16 @@ FAST_POLLS_UNTIL = 4.0
 SLOW_POLL_EVERY = 2.0
 # Inside the window: a task that ends there is seen within half a second.
 DENSE_POLL_EVERY = 0.5
-# After the window's end, where every recent task was seen finished: a task a little
+# After the window's end, where the recent tasks were seen finished: a task a little
 # slower than they were is seen this soon, not half a second later.
 SLOWER_TASK_POLL = 0.25
 # How far the window reaches beyond the recent finish times, on either side.
 WINDOW_MARGIN = 0.5
+# A window wider than this says little about when a task ends, and one ending later
+# than this is no image task's: both are polled on the grid (grid units, like the
+# plan, which they keep to a few hundred polls however odd the ledger's history).
+WIDEST_WINDOW = 60.0
+LATEST_WINDOW = 3600.0
 # The poll budget: t seconds into a wait at most 2 + t/2 polls have been sent, so a task
 # of T seconds is seen by poll T/2 + 3 at the latest. The grid spends exactly this much;
 # a window's polls are paid for by fewer polls before it.
@@ -83,13 +88,15 @@ def _median(values: list[float]) -> float:
 class PollSchedule:
     """When to poll one task, and what the polls saw of its end.
 
-    Times are seconds since the wait began (`begin`). A task's time counts from the
-    answer to its submit: `just_submitted`, the answer has just come, and the wait
-    begins with it; else from `submitted_at`, when its record was made (wall clock),
-    a moment before the submit was sent. The server made the task before it answered,
-    so time counted from the answer never runs ahead of the task's own: the poll bound
-    holds, and a batch's tasks are timed alike however long each submit took.
-    SOUL_POLL_SCALE stretches or shrinks every interval (tests make them short).
+    Times are seconds since the wait began (`begin`). A task just submitted
+    (`just_submitted`) counts its time from the submit's answer, with which the wait
+    begins. The server made the task before it answered, so that time never runs ahead
+    of the task's own (the poll bound holds as the server counts), and a batch's tasks
+    are timed alike however long each submit took. A task taken up later counts from
+    `submitted_at`, when its row was made (wall clock), a moment before its submit was
+    sent: ahead of the task's own by as long as the submit took, so its ends are not
+    recorded for later windows. SOUL_POLL_SCALE stretches or shrinks every interval
+    (tests make them short).
     """
 
     def __init__(
@@ -127,54 +134,64 @@ class PollSchedule:
         start = (window.earliest - self.since_submit) / self.scale - WINDOW_MARGIN
         if aim + WINDOW_MARGIN <= 0:
             return  # the window is over (a task resumed late): the grid it is
-        # In order of worth, each kept if the budget affords it beside those kept before:
-        # the window's end, where the recent tasks were seen finished (a task that takes
-        # as long is seen at once: a poll there, not half a second after it); a quarter
-        # second later (a task a little slower); every half second back to the window's
-        # start and its margin (a task a little faster, seen within half a second); the
-        # margin after it. Polls that do not fit are dropped from the far side first.
-        back = math.floor((aim - start) / DENSE_POLL_EVERY + 1e-9)
-        ahead = math.floor(WINDOW_MARGIN / DENSE_POLL_EVERY + 1e-9)
-        wanted = [aim, aim + SLOWER_TASK_POLL]
-        wanted += [aim - k * DENSE_POLL_EVERY for k in range(1, back + 1)]
-        wanted += [aim + k * DENSE_POLL_EVERY for k in range(1, ahead + 1)]
-        for at in wanted:
-            if at > 0 and self._affordable([*self._dense, at]):
-                self._dense = sorted([*self._dense, at])
+        if (window.latest - window.earliest) / self.scale > WIDEST_WINDOW:
+            return
+        if window.latest / self.scale > LATEST_WINDOW:
+            return
+        # First the window's end, where the recent tasks were seen finished: a task that
+        # takes as long is seen at once, by a poll there rather than up to half a second
+        # after it. Then a quarter second later, for a task a little slower. Then every
+        # half second back towards the window's start and its margin, for a task a
+        # little faster, as far as the budget affords. If that leaves more of the window
+        # unpolled than the grid's own step, the budget's polls are spread over all of
+        # it instead (a wide window would otherwise go unpolled for most of it).
+        ends = [p for p in (aim, aim + SLOWER_TASK_POLL) if p > 0]
+        widest = math.floor((aim - start) / DENSE_POLL_EVERY + 1e-9)
+        count = _largest(widest, lambda n: self._affordable(_every_half_second(aim, n) + ends))
+        back = _every_half_second(aim, count)
+        unpolled = (back[0] if back else aim) - (start + WINDOW_MARGIN)
+        if unpolled > SLOW_POLL_EVERY:
+            count = _largest(widest, lambda n: self._affordable(_spread(start, aim, n) + ends))
+            back = _spread(start, aim, count)
+        self._dense = back + ends
+        for k in range(1, math.floor(WINDOW_MARGIN / DENSE_POLL_EVERY + 1e-9) + 1):
+            if self._affordable([*self._dense, aim + k * DENSE_POLL_EVERY]):
+                self._dense.append(aim + k * DENSE_POLL_EVERY)  # the margin after it
         if not self._dense:
             return
         # As many polls before the window as the budget leaves, spread evenly and about
         # as far apart as the grid's slow polls: a task that ends early after all is
-        # still seen before long.
+        # still seen before long. (The margin after the window comes first: a task a
+        # little slower than the last ones is far likelier than one far quicker.)
         first = self._dense[0]
-        before = math.floor(first / SLOW_POLL_EVERY + 1e-9)
-        while before > 0:
-            sparse = [first * i / (before + 1) for i in range(1, before + 1)]
-            if self._affordable(sparse + self._dense):
-                self._sparse = sparse
-                return
-            before -= 1
+        before = _largest(
+            math.floor(first / SLOW_POLL_EVERY + 1e-9),
+            lambda n: self._affordable(_evenly_before(first, n) + self._dense),
+        )
+        self._sparse = _evenly_before(first, before)
 
     def _affordable(self, polls: list[float]) -> bool:
         """Whether polls at these times (grid units since the wait began) keep within the
-        budget: the n-th of them, in time order, no earlier than the budget allows n."""
+        budget: the n-th of them, in time order, no earlier than the budget allows n.
+        A resumed task's first poll, sent at once, is counted before them."""
         ordered = sorted(polls)
-        return all(n <= self._budget(at) + 1e-9 for n, at in enumerate(ordered, 1))
+        unplanned = 0 if self.just_submitted else 1
+        return all(n + unplanned <= self._budget(at) + 1e-9 for n, at in enumerate(ordered, 1))
 
     def next_poll(self, elapsed: float) -> float:
         """When to send the next poll, in seconds since the wait began (after `elapsed`)."""
         now = elapsed / self.scale + 1e-6
-        if not self._dense:
-            return _on_grid(now) * self.scale  # no window: the grid as it always was
         upcoming = [p for p in self._dense if p > now]
         if self.pushed_back or not upcoming:
-            at = _on_grid(now)
+            at = _on_grid(now)  # no window, or past it: the grid as it always was
         else:
             at = upcoming[0]
             early = [p for p in self._sparse if p > now]
-            if early and self.polls < len(self._sparse):
+            unplanned = 0 if self.just_submitted else 1
+            if early and self.polls - unplanned < len(self._sparse):
                 at = min(at, early[0])
-        # Within the budget whatever happened: late polls, a window too wide to afford.
+        # Within the budget whatever happened: late polls, a window too wide to afford,
+        # a resumed task's first poll at once.
         at = max(at, (self.polls + 1 - BUDGET_AT_START) / BUDGET_PER_SECOND - self._submitted)
         return at * self.scale
 
@@ -193,10 +210,46 @@ class PollSchedule:
 
     def finish_seen(self) -> tuple[float, float] | None:
         """Seconds after the submit's answer: the task was still running after the first
-        and had finished by the second; None if the polls did not see both."""
+        and had finished by the second; None if the polls did not see both, or if the
+        task was taken up later: its time counts from its row, made before the submit,
+        and such records would place the next windows late by as long as a submit took."""
+        if not self.just_submitted:
+            return None
         if self._running_at is None or self._finished_at is None:
             return None
         return self.since_submit + self._running_at, self.since_submit + self._finished_at
+
+
+def _every_half_second(end: float, count: int) -> list[float]:
+    """`count` polls half a second apart before `end`: only those after the wait began."""
+    return [p for p in (end - k * DENSE_POLL_EVERY for k in range(count, 0, -1)) if p > 0]
+
+
+def _spread(start: float, end: float, count: int) -> list[float]:
+    """`count` polls spread evenly from `start` up to one step before `end`: only those
+    after the wait began."""
+    if count <= 0:
+        return []
+    step = (end - start) / count
+    return [p for p in (end - k * step for k in range(count, 0, -1)) if p > 0]
+
+
+def _evenly_before(first: float, count: int) -> list[float]:
+    """`count` polls spread evenly between the start of the wait and `first`."""
+    return [first * i / (count + 1) for i in range(1, count + 1)]
+
+
+def _largest(most: int, fits: Callable[[int], bool]) -> int:
+    """The largest count from 0 to `most` that fits, for a test that a smaller count
+    passes whenever a larger one does (fewer polls, no earlier, never cost more)."""
+    low, high = 0, max(0, most)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _on_grid(at: float) -> float:

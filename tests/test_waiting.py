@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from soulcli.waiting import FinishWindow, PollSchedule
@@ -65,6 +65,8 @@ def test_without_history_the_grid_is_as_it_always_was() -> None:
     assert run_schedule(resumed(None), 104.5, since_submit=100.0) == pytest.approx(
         [0, 1, 2, 3, 4, 6]
     )
+    # Taken up right after its submit, that first look costs one of the grid's polls.
+    assert len(run_schedule(resumed(None), 32.03)) <= 32.03 / 2 + 3
 
 
 def test_the_scale_shrinks_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,6 +164,23 @@ def test_short_tasks_poll_as_densely_as_the_budget_allows() -> None:
     assert run_schedule(submitted(window), 2.2) == pytest.approx([3.0])  # early: seen late
 
 
+def test_a_wide_window_is_polled_across_not_only_near_its_end() -> None:
+    # Tasks that took 10 to 30 s: the budget cannot afford a poll every half second
+    # over 20 s, so its polls are spread over the whole window, not packed at its end.
+    window = FinishWindow(10.0, 30.0)
+    polls = run_schedule(submitted(window), 10.0)
+    assert polls[-1] - 10.0 < 2.0
+    assert len(run_schedule(submitted(window), 29.0)) <= 29.0 / 2 + 3
+
+
+def test_odd_histories_are_polled_on_the_grid() -> None:
+    grid = run_schedule(submitted(None), 7.0)
+    # Tasks that took anything from 0 to 15 minutes say nothing of when this one ends;
+    # one that took a month is no image task. Neither is planned poll by poll.
+    for window in (FinishWindow(0.0, 900.0), FinishWindow(2_592_000.0, 2_592_005.0)):
+        assert run_schedule(submitted(window), 7.0) == grid
+
+
 def test_a_rate_limit_ends_the_dense_polling() -> None:
     schedule = submitted(FinishWindow(20.0, 22.0))
     schedule.begin(now=SUBMIT)
@@ -192,6 +211,11 @@ def test_the_polls_bracket_the_end() -> None:
     taken_up = resumed(None)
     run_schedule(taken_up, 50.0, since_submit=60.0)
     assert taken_up.finish_seen() is None
+    # A task taken up later counts from its row, made before its submit was sent: its
+    # end is not recorded, or it would place the next windows late by the submit's time.
+    taken_up = resumed(FinishWindow(20.0, 22.0))
+    run_schedule(taken_up, 20.8, since_submit=10.0)
+    assert taken_up.finish_seen() is None
 
 
 finishes = st.lists(
@@ -209,6 +233,7 @@ def test_the_window_is_never_empty(ends: list[tuple[float, float]]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(ends=[(0.0, 1.0)], task=33.63, taken_up_after=1.6, late=[])  # the grid after it
 @given(
     ends=finishes,
     task=st.floats(0.05, 200.0),
