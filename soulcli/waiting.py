@@ -3,9 +3,10 @@
 When to poll. With nothing known, on a fixed grid from the start of the wait. With
 the finish times of the user's recent similar tasks (from the ledger), first where
 they were seen finished, a quarter second after that, and every half second back to
-where they were still running; sparsely before that and on the grid after. Either
-way a task of T seconds gets at most T/2 + 3 polls, and a 429 from the API ends the
-dense polling (the client waits out its Retry-After).
+where they were still running; sparsely before that and on the grid after (a window
+too wide for the poll budget: the grid throughout). Either way a task of T seconds
+gets at most T/2 + 3 polls, and a 429 from the API ends the dense polling (the
+client waits out its Retry-After).
 """
 
 from __future__ import annotations
@@ -142,17 +143,16 @@ class PollSchedule:
         # takes as long is seen at once, by a poll there rather than up to half a second
         # after it. Then a quarter second later, for a task a little slower. Then every
         # half second back towards the window's start and its margin, for a task a
-        # little faster, as far as the budget affords. If that leaves more of the window
-        # unpolled than the grid's own step, the budget's polls are spread over all of
-        # it instead (a wide window would otherwise go unpolled for most of it).
+        # little faster, as far as the budget affords. A window the budget leaves
+        # unpolled for longer than the grid's own step is polled on the grid instead.
         ends = [p for p in (aim, aim + SLOWER_TASK_POLL) if p > 0]
+        while ends and not self._affordable(ends):
+            ends.pop()  # a task taken up at once: its first look spent a poll
         widest = math.floor((aim - start) / DENSE_POLL_EVERY + 1e-9)
         count = _largest(widest, lambda n: self._affordable(_every_half_second(aim, n) + ends))
         back = _every_half_second(aim, count)
-        unpolled = (back[0] if back else aim) - (start + WINDOW_MARGIN)
-        if unpolled > SLOW_POLL_EVERY:
-            count = _largest(widest, lambda n: self._affordable(_spread(start, aim, n) + ends))
-            back = _spread(start, aim, count)
+        if (back[0] if back else aim) - (start + WINDOW_MARGIN) > SLOW_POLL_EVERY:
+            return
         self._dense = back + ends
         for k in range(1, math.floor(WINDOW_MARGIN / DENSE_POLL_EVERY + 1e-9) + 1):
             if self._affordable([*self._dense, aim + k * DENSE_POLL_EVERY]):
@@ -223,15 +223,6 @@ class PollSchedule:
 def _every_half_second(end: float, count: int) -> list[float]:
     """`count` polls half a second apart before `end`: only those after the wait began."""
     return [p for p in (end - k * DENSE_POLL_EVERY for k in range(count, 0, -1)) if p > 0]
-
-
-def _spread(start: float, end: float, count: int) -> list[float]:
-    """`count` polls spread evenly from `start` up to one step before `end`: only those
-    after the wait began."""
-    if count <= 0:
-        return []
-    step = (end - start) / count
-    return [p for p in (end - k * step for k in range(count, 0, -1)) if p > 0]
 
 
 def _evenly_before(first: float, count: int) -> list[float]:

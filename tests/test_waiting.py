@@ -164,13 +164,27 @@ def test_short_tasks_poll_as_densely_as_the_budget_allows() -> None:
     assert run_schedule(submitted(window), 2.2) == pytest.approx([3.0])  # early: seen late
 
 
-def test_a_wide_window_is_polled_across_not_only_near_its_end() -> None:
+def test_a_window_too_wide_for_the_budget_is_polled_on_the_grid() -> None:
     # Tasks that took 10 to 30 s: the budget cannot afford a poll every half second
-    # over 20 s, so its polls are spread over the whole window, not packed at its end.
-    window = FinishWindow(10.0, 30.0)
-    polls = run_schedule(submitted(window), 10.0)
-    assert polls[-1] - 10.0 < 2.0
-    assert len(run_schedule(submitted(window), 29.0)) <= 29.0 / 2 + 3
+    # over 20 s. Packed at the window's end, the polls would leave a task that ends
+    # early unseen for 12 s; the grid sees any within 2 s.
+    for window in (FinishWindow(10.0, 30.0), FinishWindow(40.0, 100.0)):
+        for task in (5.0, 10.0, 29.0):
+            assert run_schedule(submitted(window), task) == run_schedule(submitted(None), task)
+
+
+def test_the_margin_after_the_window_is_polled_too() -> None:
+    # Half a second after the window's end, if the budget affords it: a task 0.4 s
+    # slower than the last ones is seen at 5.6 s, not on the grid's 6 s.
+    polls = run_schedule(submitted(FinishWindow(4.9, 5.1)), 5.5)
+    assert polls == pytest.approx([4.6, 5.1, 5.35, 5.6])
+
+
+def test_a_resumed_tasks_first_look_is_paid_for_by_the_plan() -> None:
+    # Taken up 0.1 s after its row was made: the poll at once is one of the budget's,
+    # so the plan has one poll fewer before the window's end (none at 2.9 s).
+    polls = run_schedule(resumed(FinishWindow(3.0, 4.0)), 3.05, since_submit=0.1)
+    assert polls == pytest.approx([0.0, 3.4])
 
 
 def test_odd_histories_are_polled_on_the_grid() -> None:
