@@ -108,6 +108,12 @@ LISTINGS: dict[str, Callable[[Ledger], object]] = {
     "spend --search": lambda ledger: ledger.spend(text="dog"),
     "spend --state": lambda ledger: ledger.spend(state="failed"),
     "spend --since": lambda ledger: ledger.spend(since=0.0),
+    "a wait's window": lambda ledger: ledger.recent_ends(
+        api_host="h", quality="720p", batch_id=None
+    ),
+    "a batch line's window": lambda ledger: ledger.recent_ends(
+        api_host="h", quality="720p", batch_id=1
+    ),
 }
 
 
