@@ -613,8 +613,9 @@ class Ledger:
         self, *, api_host: str, quality: str, batch_id: int | None, limit: int = 5
     ) -> list[tuple[float, float]]:
         """(done_after, done_by) of the newest tasks like this one that were seen to end:
-        sent to the same API host at the same quality, and for a batch line its own
-        batch's tasks first (they share the server with it), else tasks of no batch."""
+        sent to the same API host at the same quality, those of its own batch first (a
+        batch line's share the server with it; for a single task, other single tasks),
+        then the newest of the rest."""
         similar = "SELECT done_after, done_by FROM tasks WHERE done_by IS NOT NULL"
         similar += " AND api_host = ? AND quality = ? AND batch_id IS {} ? ORDER BY id DESC LIMIT ?"
         try:

@@ -116,6 +116,8 @@ class PollSchedule:
         self.pushed_back = False  # the API answered 429: no more dense polling
         self._running_at: float | None = 0.0 if just_submitted else None
         self._finished_at: float | None = None
+        # A resumed task is looked at once as the wait begins, before any planned poll.
+        self._unplanned = 0 if just_submitted else 1
         # The plan, in grid units (seconds / scale) since the wait began.
         self._submitted = 0.0  # the submit's answer, in grid units before the wait
         self._dense: list[float] = []  # the window's polls
@@ -175,8 +177,9 @@ class PollSchedule:
         budget: the n-th of them, in time order, no earlier than the budget allows n.
         A resumed task's first poll, sent at once, is counted before them."""
         ordered = sorted(polls)
-        unplanned = 0 if self.just_submitted else 1
-        return all(n + unplanned <= self._budget(at) + 1e-9 for n, at in enumerate(ordered, 1))
+        return all(
+            n + self._unplanned <= self._budget(at) + 1e-9 for n, at in enumerate(ordered, 1)
+        )
 
     def next_poll(self, elapsed: float) -> float:
         """When to send the next poll, in seconds since the wait began (after `elapsed`)."""
@@ -187,8 +190,7 @@ class PollSchedule:
         else:
             at = upcoming[0]
             early = [p for p in self._sparse if p > now]
-            unplanned = 0 if self.just_submitted else 1
-            if early and self.polls - unplanned < len(self._sparse):
+            if early and self.polls - self._unplanned < len(self._sparse):
                 at = min(at, early[0])
         # Within the budget whatever happened: late polls, a window too wide to afford,
         # a resumed task's first poll at once.
@@ -213,11 +215,9 @@ class PollSchedule:
         and had finished by the second; None if the polls did not see both, or if the
         task was taken up later: its time counts from its row, made before the submit,
         and such records would place the next windows late by as long as a submit took."""
-        if not self.just_submitted:
+        if not self.just_submitted or self._running_at is None or self._finished_at is None:
             return None
-        if self._running_at is None or self._finished_at is None:
-            return None
-        return self.since_submit + self._running_at, self.since_submit + self._finished_at
+        return self._running_at, self._finished_at  # the wait began with the answer
 
 
 def _every_half_second(end: float, count: int) -> list[float]:
