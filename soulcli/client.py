@@ -38,6 +38,7 @@ from soulcli.models import (
 )
 from soulcli.text import one_line
 from soulcli.tls import tls_context
+from soulcli.transport import direct_transport
 
 USER_AGENT = f"soul/{__version__} (+https://github.com/soulcli)"
 MAX_API_BODY = 4 * 1024 * 1024  # no API answer is this large; a bigger one is hostile
@@ -175,7 +176,7 @@ class ApiClient:
             },
             timeout=timeout or default_timeout(),
             follow_redirects=False,
-            transport=transport,
+            transport=transport or direct_transport(max_connections=100),
         )
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from soulcli.outdir import prepare_out_dir
 from soulcli.process import pid_alive
 from soulcli.text import one_line
 from soulcli.tls import tls_context
+from soulcli.transport import direct_transport
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024  # the largest Soul image is a few MB; more is not an image
 CHUNK = 64 * 1024
@@ -130,7 +131,7 @@ class ImageDownloader:
             timeout=httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=60.0),
             follow_redirects=True,
             max_redirects=5,
-            transport=transport,
+            transport=transport or direct_transport(max_connections=32),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             event_hooks={"request": [self._check_hop]},
             verify=tls_context(),  # the process's one context: the CA bundle is read once

@@ -115,6 +115,7 @@ def _fetch_all(wanted: dict[Path, str], directory: Path, timeout: float) -> dict
     from soulcli.client import USER_AGENT
     from soulcli.downloads import check_image_url
     from soulcli.tls import tls_context
+    from soulcli.transport import direct_transport
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -137,6 +138,7 @@ def _fetch_all(wanted: dict[Path, str], directory: Path, timeout: float) -> dict
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=5,
+        transport=direct_transport(max_connections=WORKERS),
         limits=httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS),
         event_hooks={"request": [check_hop]},
         verify=tls_context(),

@@ -66,8 +66,10 @@ def test_no_wait_imports_the_api_client_only(fake: Fake302) -> None:
     modules = imported("generate", "a dog", "--no-wait", env=soul_env(fake))
     assert {"httpx", "soulcli.client", "sqlite3"} <= modules
     # Not httpx's own command line (which would bring Rich and Pygments), nor the image
-    # client. (The halted import of httpx._main is listed, taking no time.)
+    # client, nor httpcore (soul's transport is http.client's). (The halted import of
+    # httpx._main is listed, taking no time.)
     assert modules & {*ALWAYS_OUT, "soulcli.downloads", "rich", "pygments"} == set()
+    assert modules & {"httpcore", "h11", "anyio"} == set()
 
 
 def test_fetch_last_of_images_on_disk_uses_no_network(fake: Fake302, out_dir: Path) -> None:

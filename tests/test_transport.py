@@ -1,0 +1,280 @@
+"""The http.client transport: what it sends, how it reuses connections, which errors it raises."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from soulcli.client import ApiClient, RetryableError
+from soulcli.transport import Http11Transport
+
+# A handler gets each accepted connection and the request bytes read so far.
+Handler = Callable[[socket.socket], None]
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+
+
+class ScriptedServer:
+    """A loopback TCP server that runs `handler` for each connection it accepts."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.received: list[bytes] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.handler(conn)
+
+    def read_request(self, conn: socket.socket) -> bytes:
+        """One request's head and its Content-Length body."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            body += conn.recv(65536)
+        self.received.append(head + b"\r\n\r\n" + body)
+        return data
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(handler: Handler) -> ScriptedServer:
+        server = ScriptedServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def client(transport: Http11Transport, **timeouts: float) -> httpx.Client:
+    return httpx.Client(transport=transport, timeout=httpx.Timeout(5.0, **timeouts))
+
+
+def test_sends_the_request_as_given_and_reads_the_answer(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def answer(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(OK)
+
+    server = serve(answer)
+    with client(Http11Transport()) as http:
+        response = http.post(
+            f"{server.url}/v1/tasks?x=1&y=%20", json={"a": 1}, headers={"Authorization": "k"}
+        )
+    assert response.status_code == 200
+    assert response.json() == {}
+    assert response.headers["content-type"] == "application/json"
+    assert response.http_version == "HTTP/1.1"
+    sent = server.received[0]
+    head, _, body = sent.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/tasks?x=1&y=%20 HTTP/1.1"
+    assert f"host: 127.0.0.1:{server.port}".encode() in [line.lower() for line in lines]
+    assert b"Authorization: k" in lines
+    assert sum(line.lower().startswith(b"host:") for line in lines) == 1
+    assert body == b'{"a":1}'
+
+
+def test_keeps_one_connection_for_requests_in_turn(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def answer_many(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(OK)
+
+    server = serve(answer_many)
+    with client(Http11Transport()) as http:
+        for _ in range(5):
+            assert http.get(server.url).status_code == 200
+    assert server.accepted == 1
+    assert len(server.received) == 5
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def chunked(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
+
+    server = serve(chunked)
+    with client(Http11Transport()) as http:
+        assert http.get(server.url).text == "hello world"
+        assert http.get(server.url).text == "hello world"
+    assert server.accepted == 1
+
+
+def test_an_idle_connection_the_server_closed_is_not_written_to(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    # The server answers one request per connection but says keep-alive, then closes:
+    # a POST written on that connection would fail after the server may have read it.
+    def one_then_close(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(OK)
+
+    server = serve(one_then_close)
+    with client(Http11Transport()) as http:
+        assert http.post(server.url, json={}).status_code == 200
+        time.sleep(0.2)  # the server's close arrives
+        assert http.post(server.url, json={}).status_code == 200
+    assert server.accepted == 2
+
+
+def test_idle_connections_expire(serve: Callable[[Handler], ScriptedServer]) -> None:
+    def answer_many(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(OK)
+
+    server = serve(answer_many)
+    with client(Http11Transport(keepalive_expiry=0.05)) as http:
+        http.get(server.url)
+        time.sleep(0.1)
+        http.get(server.url)
+    assert server.accepted == 2
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with client(Http11Transport()) as http, pytest.raises(httpx.ConnectError):
+        http.post(f"http://127.0.0.1:{port}/v1", json={})
+
+
+def test_a_failed_tls_handshake_is_a_connect_error_and_sends_nothing(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def not_tls(conn: socket.socket) -> None:
+        server.received.append(conn.recv(65536))
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    server = serve(not_tls)
+    with client(Http11Transport()) as http, pytest.raises(httpx.ConnectError):
+        http.post(f"https://127.0.0.1:{server.port}/v1", json={"secret": "body"})
+    assert b"secret" not in b"".join(server.received)  # only a TLS hello went out
+
+
+def test_a_close_after_the_request_arrived_is_not_a_connect_error(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def read_and_hang_up(conn: socket.socket) -> None:
+        server.read_request(conn)
+
+    server = serve(read_and_hang_up)
+    with client(Http11Transport()) as http, pytest.raises(httpx.HTTPError) as caught:
+        http.post(server.url, json={"n": 1})
+    assert isinstance(caught.value, httpx.RemoteProtocolError)
+    assert not isinstance(caught.value, (httpx.ConnectError, httpx.ConnectTimeout))
+    assert server.received and server.received[0].endswith(b'{"n":1}')
+
+
+def test_a_short_body_is_an_error_not_a_short_answer(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def short(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}")
+
+    server = serve(short)
+    with client(Http11Transport()) as http, pytest.raises(httpx.RemoteProtocolError):
+        http.get(server.url)
+
+
+def test_a_silent_server_is_a_read_timeout(serve: Callable[[Handler], ScriptedServer]) -> None:
+    release = threading.Event()
+
+    def silent(conn: socket.socket) -> None:
+        server.read_request(conn)
+        release.wait(5)
+
+    server = serve(silent)
+    with client(Http11Transport(), read=0.2) as http, pytest.raises(httpx.ReadTimeout):
+        http.get(server.url)
+    release.set()
+
+
+def test_a_full_pool_is_a_pool_timeout_and_a_closed_answer_frees_it(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def answer_many(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(OK)
+
+    server = serve(answer_many)
+    with client(Http11Transport(max_connections=1), pool=0.1) as http:
+        with http.stream("GET", server.url) as held:
+            with pytest.raises(httpx.PoolTimeout):
+                http.get(server.url)
+            assert held.status_code == 200
+        assert http.get(server.url).status_code == 200  # the slot came back
+        for _ in range(3):  # errors give their slot back too
+            with pytest.raises(httpx.ConnectError):
+                http.get("http://127.0.0.1:1/")
+        assert http.get(server.url).status_code == 200
+
+
+def test_a_proxy_from_the_environment_still_carries_api_requests(
+    serve: Callable[[Handler], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx keeps its own transport for proxies; the API client must not bypass them.
+    def refusing_proxy(conn: socket.socket) -> None:
+        server.received.append(conn.recv(65536))
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    server = serve(refusing_proxy)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", server.url)
+    with ApiClient("https://api.302.ai", "sk-proxy-test") as api, pytest.raises(RetryableError):
+        api.fetch_once("higgsfield_0123456789ab")
+    assert server.received[0].startswith(b"CONNECT api.302.ai:443 HTTP/1.1")
+    assert b"sk-proxy-test" not in b"".join(server.received)  # the key goes only to the API
