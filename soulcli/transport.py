@@ -23,7 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.client import HTTPConnection, HTTPException, HTTPResponse, HTTPSConnection
+from http.client import (
+    CONTINUE,
+    HTTPConnection,
+    HTTPException,
+    HTTPResponse,
+    HTTPSConnection,
+)
 from typing import NoReturn
 
 import httpx
@@ -81,20 +87,26 @@ class Http11Transport(httpx.BaseTransport):
             )
             # From here on bytes may reach the server: no error below is a connect error.
             response = _exchange(connection, request, timeouts)
+            # http.client decodes header bytes as latin-1; httpx wants the bytes back (a
+            # str it encodes as ASCII, and a UTF-8 header would fail an answer in hand).
+            headers = [
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in response.getheaders()
+            ]
+            return httpx.Response(
+                response.status,
+                headers=headers,
+                stream=_ResponseStream(self, origin, connection, response, request),
+                extensions={
+                    "http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0",
+                    "reason_phrase": response.reason.encode("latin-1", "replace"),
+                },
+            )
         except BaseException:
             if connection is not None:
                 connection.close()
             self._slots.release()
             raise
-        return httpx.Response(
-            response.status,
-            headers=response.getheaders(),
-            stream=_ResponseStream(self, origin, connection, response, request),
-            extensions={
-                "http_version": b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0",
-                "reason_phrase": response.reason.encode("latin-1", "replace"),
-            },
-        )
 
     def close(self) -> None:
         with self._lock:
@@ -135,6 +147,7 @@ class Http11Transport(httpx.BaseTransport):
             connection = HTTPConnection(host, port, timeout=timeout)
         # Never reconnect behind soul's back in the middle of sending a request.
         connection.auto_open = 0
+        connection.response_class = _FinalResponse
         try:
             connection.connect()
         except TimeoutError as exc:
@@ -159,6 +172,20 @@ class Http11Transport(httpx.BaseTransport):
             self._slots.release()
 
 
+class _FinalResponse(HTTPResponse):
+    """http.client's response, passing over every informational (1xx) answer.
+
+    http.client passes over only 100 Continue: a 103 Early Hints would be taken for
+    the answer, and the real one left on the connection for the next request.
+    """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        version, status, reason = super()._read_status()  # type: ignore[misc]
+        if 100 <= status < 200 and status != 101:
+            return version, CONTINUE, reason  # begin() reads its headers and goes on
+        return version, status, reason
+
+
 class _ResponseStream(httpx.SyncByteStream):
     """A response's body as it arrives; closing it gives the connection back."""
 
@@ -179,6 +206,8 @@ class _ResponseStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
+        if response.status in (204, 304):
+            return  # no body, whatever the headers say (close() keeps no such connection)
         while True:
             try:
                 chunk = response.read1(READ_SIZE)
@@ -213,16 +242,26 @@ def _exchange(
     sock = connection.sock
     assert sock is not None
     body = request.read()
+    # httpx frames a body of unknown length as chunked; http.client then must too.
+    chunked = "transfer-encoding" in request.headers
     try:
         sock.settimeout(timeouts.get("write"))
         target = request.url.raw_path.decode("ascii")
         connection.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
         for name, value in request.headers.raw:
             connection.putheader(name, value)
-        connection.endheaders(body or None)
+        connection.endheaders(body if chunked else body or None, encode_chunked=chunked)
     except TimeoutError as exc:
         raise httpx.WriteTimeout(_text(exc, "timed out"), request=request) from exc
-    except (OSError, HTTPException, ValueError) as exc:
+    except OSError as exc:
+        # A server may answer (a 401, say) and hang up before it read the whole
+        # request: its answer is worth more than the broken write.
+        try:
+            sock.settimeout(timeouts.get("read"))
+            return connection.getresponse()
+        except BaseException:
+            raise httpx.WriteError(_text(exc, "write failed"), request=request) from exc
+    except (HTTPException, ValueError) as exc:
         raise httpx.WriteError(_text(exc, "write failed"), request=request) from exc
     try:
         sock.settimeout(timeouts.get("read"))
@@ -245,7 +284,10 @@ def _origin(request: httpx.Request) -> _Origin:
     url = request.url
     if url.scheme not in ("http", "https"):
         raise httpx.UnsupportedProtocol(f"cannot send {url.scheme}:// requests", request=request)
-    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+    # raw_host is the name as httpx encodes it (IDNA 2008), the one its Host header
+    # carries; the str form would be encoded again by socket and ssl (IDNA 2003).
+    host = url.raw_host.decode("ascii")
+    return url.scheme, host, url.port or (443 if url.scheme == "https" else 80)
 
 
 def _text(exc: BaseException, default: str) -> str:

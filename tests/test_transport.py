@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from soulcli.client import ApiClient, RetryableError
-from soulcli.transport import Http11Transport
+from soulcli.transport import Http11Transport, _origin
 
 # A handler gets each accepted connection and the request bytes read so far.
 Handler = Callable[[socket.socket], None]
@@ -278,3 +278,99 @@ def test_a_proxy_from_the_environment_still_carries_api_requests(
         api.fetch_once("higgsfield_0123456789ab")
     assert server.received[0].startswith(b"CONNECT api.302.ai:443 HTTP/1.1")
     assert b"sk-proxy-test" not in b"".join(server.received)  # the key goes only to the API
+
+
+def test_a_utf8_header_does_not_cost_the_answer_or_a_connection(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def utf8_header(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nX-Msg: \xe6\x88\x90\xe5\x8a\x9f\r\nContent-Length: 2\r\n\r\n{}"
+            )
+
+    server = serve(utf8_header)
+    with client(Http11Transport(max_connections=1), pool=0.5) as http:
+        for _ in range(3):  # a slot lost each time would make the second a PoolTimeout
+            response = http.post(server.url, json={})
+            assert response.json() == {}
+            assert response.headers.raw[0] == (b"X-Msg", "成功".encode())
+
+
+def test_an_informational_answer_is_passed_over(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    # A 103 taken for the answer would leave the real one for the next request.
+    def early_hints(conn: socket.socket) -> None:
+        while data := server.read_request(conn):
+            if data.startswith(b"POST"):
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                body = b'{"task_id":"t1"}'
+            else:
+                body = b'{"status":"running"}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    server = serve(early_hints)
+    with client(Http11Transport()) as http:
+        assert http.post(server.url, json={}).json() == {"task_id": "t1"}
+        assert http.get(server.url).json() == {"status": "running"}
+    assert server.accepted == 1
+
+
+def test_a_no_content_answer_has_no_body_whatever_its_headers_say(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def chunked_204(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(3)
+
+    server = serve(chunked_204)
+    started = time.monotonic()
+    with client(Http11Transport(), read=2.0) as http:
+        assert http.get(server.url).status_code == 204
+    assert time.monotonic() - started < 1.0  # not a wait for a body that never comes
+
+
+def test_an_answer_before_the_whole_request_was_read_is_the_answer(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def refuse_early(conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" + b"\x00" * 4)
+
+    server = serve(refuse_early)
+    with client(Http11Transport()) as http:
+        assert http.post(server.url, content=b"x" * 8_000_000).status_code == 401
+
+
+def test_a_body_of_unknown_length_is_sent_chunked(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    def record(conn: socket.socket) -> None:
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            data += conn.recv(65536)
+        server.received.append(data)
+        conn.sendall(OK)
+
+    def parts() -> Iterator[bytes]:
+        yield b"hello "
+        yield b"world"
+
+    server = serve(record)
+    with client(Http11Transport()) as http:
+        assert http.post(server.url, content=parts()).status_code == 200
+    assert server.received[0].endswith(b"chunked\r\n\r\nB\r\nhello world\r\n0\r\n\r\n")
+
+
+def test_an_international_host_name_is_reached_as_httpx_names_it() -> None:
+    # IDNA 2008, as in httpx's Host header; Python's own codec (2003) makes faß fass.
+    request = httpx.Request("GET", "https://faß.de/x")
+    assert _origin(request) == ("https", "xn--fa-hia.de", 443)
+    assert request.headers["Host"] == "xn--fa-hia.de"
