@@ -25,19 +25,24 @@ import time
 from collections.abc import Callable, Iterator
 from http.client import (
     CONTINUE,
+    BadStatusLine,
     HTTPConnection,
     HTTPException,
     HTTPResponse,
     HTTPSConnection,
+    IncompleteRead,
+    RemoteDisconnected,
 )
 from typing import NoReturn
 
 import httpx
 
+from soulcli.text import one_line
 from soulcli.tls import tls_context
 
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpcore's default too)
 READ_SIZE = 64 * 1024
+SHORT_BODY = "the server closed the connection before the whole body came"
 
 _Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -77,10 +82,13 @@ class Http11Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
-        if not self._slots.acquire(timeout=timeouts.get("pool")):  # None: no limit
-            raise httpx.PoolTimeout("no connection came free in time", request=request)
+        acquired = False
         connection: HTTPConnection | None = None
         try:
+            # Inside the try, so that a Ctrl-C right after it still gives the slot back.
+            acquired = self._slots.acquire(timeout=timeouts.get("pool"))  # None: no limit
+            if not acquired:
+                raise httpx.PoolTimeout("no connection came free in time", request=request)
             origin = _origin(request)
             connection = self._idle_connection(origin) or self._connect(
                 origin, timeouts.get("connect"), request
@@ -105,7 +113,8 @@ class Http11Transport(httpx.BaseTransport):
         except BaseException:
             if connection is not None:
                 connection.close()
-            self._slots.release()
+            if acquired:
+                self._slots.release()
             raise
 
     def close(self) -> None:
@@ -118,16 +127,20 @@ class Http11Transport(httpx.BaseTransport):
 
     def _idle_connection(self, origin: _Origin) -> HTTPConnection | None:
         """The most recently used idle connection that is still good, if any."""
-        now = time.monotonic()
+        cutoff = time.monotonic() - self._keepalive_expiry
         stale: list[HTTPConnection] = []
         found: HTTPConnection | None = None
         with self._lock:
             idle = self._idle.get(origin, [])
+            # Oldest first: every expired one goes, not only those above the one taken
+            # (after a burst, the rest would hold their sockets for the whole run).
+            while idle and idle[0][0] < cutoff:
+                stale.append(idle.pop(0)[1])
             while idle:
-                since, connection = idle.pop()
+                _, connection = idle.pop()
                 # A readable idle socket is one the server closed (or sent junk on):
                 # a request written there would fail after it may have been read.
-                if now - since > self._keepalive_expiry or _readable(connection.sock):
+                if _readable(connection.sock):
                     stale.append(connection)
                     continue
                 found = connection
@@ -176,8 +189,23 @@ class _FinalResponse(HTTPResponse):
     """http.client's response, passing over every informational (1xx) answer.
 
     http.client passes over only 100 Continue: a 103 Early Hints would be taken for
-    the answer, and the real one left on the connection for the next request.
+    the answer, and the real one left on the connection for the next request. It
+    also refuses the framing http.client would quietly read until the connection
+    closes (waiting out the read timeout), as httpx's own transport refuses it.
     """
+
+    def begin(self) -> None:
+        super().begin()
+        if self.status == 101:  # soul asks for no protocol switch
+            raise HTTPException("an unrequested protocol switch (101)")
+        encoding = self.headers.get("transfer-encoding")
+        if encoding is not None and encoding.strip().lower() != "chunked":
+            raise HTTPException(f"an unsupported transfer encoding: {encoding}")
+        lengths = {value.strip() for value in self.headers.get_all("content-length") or []}
+        unreadable = len(lengths) > 1 or self.length is None  # (None: not a number)
+        # A HEAD, 204 or 304 answer has no body whatever it says: http.client's length 0.
+        if lengths and unreadable and not self.chunked and self.length != 0:
+            raise HTTPException(f"a bad content length: {', '.join(sorted(lengths))}")
 
     def _read_status(self) -> tuple[str, int, str]:
         version, status, reason = super()._read_status()  # type: ignore[misc]
@@ -207,7 +235,7 @@ class _ResponseStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
         if response.status in (204, 304):
-            return  # no body, whatever the headers say (close() keeps no such connection)
+            return  # no body, whatever the headers say (http.client takes its length as 0)
         while True:
             try:
                 chunk = response.read1(READ_SIZE)
@@ -217,22 +245,22 @@ class _ResponseStream(httpx.SyncByteStream):
                 break
             yield chunk
         if response.length:  # http.client ends a short Content-Length body quietly
-            raise httpx.RemoteProtocolError(
-                "the server closed the connection before the whole body came",
-                request=self._request,
-            )
+            raise httpx.RemoteProtocolError(SHORT_BODY, request=self._request)
 
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        response = self._response
-        # Reusable only once the whole body was read off a connection kept open. (A
-        # Content-Length body read to its end leaves the response open: length 0.)
-        whole = response.isclosed() or response.length == 0
-        response.close()  # its file only; the connection keeps the socket
-        reusable = whole and not response.will_close and self._connection.sock is not None
-        self._transport._done_with(self._origin, self._connection, reusable)
+        self._closed = True  # httpx calls this once; the flag is for other callers
+        reusable = False
+        try:
+            response = self._response
+            # Reusable only once the whole body was read off a connection kept open. (A
+            # Content-Length body read to its end leaves the response open: length 0.)
+            whole = response.isclosed() or response.length == 0
+            response.close()  # its file only; the connection keeps the socket
+            reusable = whole and not response.will_close and self._connection.sock is not None
+        finally:  # a Ctrl-C in the lines above must still give the slot back
+            self._transport._done_with(self._origin, self._connection, reusable)
 
 
 def _exchange(
@@ -259,7 +287,7 @@ def _exchange(
         try:
             sock.settimeout(timeouts.get("read"))
             return connection.getresponse()
-        except BaseException:
+        except Exception:  # (a Ctrl-C here stays a Ctrl-C)
             raise httpx.WriteError(_text(exc, "write failed"), request=request) from exc
     except (HTTPException, ValueError) as exc:
         raise httpx.WriteError(_text(exc, "write failed"), request=request) from exc
@@ -273,7 +301,12 @@ def _exchange(
 def _raise_read_error(exc: BaseException, request: httpx.Request) -> NoReturn:
     if isinstance(exc, TimeoutError):
         raise httpx.ReadTimeout(_text(exc, "timed out"), request=request) from exc
-    if isinstance(exc, HTTPException):  # no answer, a bad status line, a cut chunk...
+    if isinstance(exc, IncompleteRead):  # a cut chunked body
+        raise httpx.RemoteProtocolError(SHORT_BODY, request=request) from exc
+    if isinstance(exc, BadStatusLine) and not isinstance(exc, RemoteDisconnected):
+        line = one_line(str(exc), 60)
+        raise httpx.RemoteProtocolError(f"a bad status line: {line}", request=request) from exc
+    if isinstance(exc, HTTPException):  # no answer, too many headers, a bad chunk size...
         raise httpx.RemoteProtocolError(_text(exc, type(exc).__name__), request=request) from exc
     if isinstance(exc, (OSError, ValueError)):
         raise httpx.ReadError(_text(exc, "read failed"), request=request) from exc

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from soulcli import transport as transport_module
 from soulcli.client import ApiClient, RetryableError
 from soulcli.transport import Http11Transport, _origin
 
@@ -374,3 +375,103 @@ def test_an_international_host_name_is_reached_as_httpx_names_it() -> None:
     request = httpx.Request("GET", "https://faß.de/x")
     assert _origin(request) == ("https", "xn--fa-hia.de", 443)
     assert request.headers["Host"] == "xn--fa-hia.de"
+
+
+@pytest.mark.parametrize(
+    ("head", "says"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}", "a bad content length: abc"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "2, 3"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n", "gzip"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "protocol switch"),
+    ],
+)
+def test_an_answer_framed_unreadably_is_an_error_at_once(
+    serve: Callable[[Handler], ScriptedServer], head: bytes, says: str
+) -> None:
+    # http.client would read such a body until the connection closes: a user would
+    # wait out the read timeout for an answer httpx's own transport refused at once.
+    def odd(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(head)
+        time.sleep(3)
+
+    server = serve(odd)
+    started = time.monotonic()
+    with client(Http11Transport(), read=2.0) as http, pytest.raises(httpx.RemoteProtocolError) as e:
+        http.post(server.url, json={})
+    assert time.monotonic() - started < 1.0
+    assert says in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{}", "whole body came"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", "a bad status line: HTTP/1.1 2x0 OK"),
+        (b"", "Remote end closed connection without response"),
+    ],
+)
+def test_a_broken_answer_says_what_broke(
+    serve: Callable[[Handler], ScriptedServer], answer: bytes, says: str
+) -> None:
+    def broken(conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(answer)
+
+    server = serve(broken)
+    with client(Http11Transport()) as http, pytest.raises(httpx.RemoteProtocolError) as caught:
+        http.get(server.url)
+    assert says in str(caught.value)
+
+
+def test_idle_connections_under_the_one_in_use_expire_too(
+    serve: Callable[[Handler], ScriptedServer],
+) -> None:
+    ended: list[int] = []
+
+    def answer_slowly(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            time.sleep(0.2)  # so that the burst's four requests overlap
+            conn.sendall(OK)
+        ended.append(1)  # the client closed this connection
+
+    server = serve(answer_slowly)
+    with client(Http11Transport(keepalive_expiry=0.3)) as http:
+        burst = [threading.Thread(target=http.get, args=(server.url,)) for _ in range(4)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join()
+        assert server.accepted == 4
+        # One request at a time from now on keeps the newest connection busy; the three
+        # under it expire and must be closed, though none of them is taken again.
+        for _ in range(4):  # 1 s, the expiry three times over
+            http.get(server.url)
+            time.sleep(0.05)
+        time.sleep(0.1)
+        assert server.accepted == 4
+        assert len(ended) == 3
+
+
+def test_a_stop_while_an_answer_is_closed_still_frees_its_slot(
+    serve: Callable[[Handler], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answer_many(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(OK)
+
+    stops = [KeyboardInterrupt()]
+    real_close = transport_module._FinalResponse.close
+
+    def interrupted_close(self: transport_module._FinalResponse) -> None:
+        real_close(self)
+        if stops:
+            raise stops.pop()
+
+    monkeypatch.setattr(transport_module._FinalResponse, "close", interrupted_close)
+    server = serve(answer_many)
+    with client(Http11Transport(max_connections=1), pool=0.2) as http:
+        with pytest.raises(KeyboardInterrupt):
+            http.get(server.url)
+        assert http.get(server.url).status_code == 200  # not a PoolTimeout
