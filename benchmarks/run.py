@@ -582,7 +582,11 @@ def _cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_bigbatch(prompts: int, concurrency: int, latency: float, repeats: int) -> None:
+def bench_bigbatch(
+    prompts: int, concurrency: int, latency: float, repeats: int, baseline: str | None = None
+) -> None:
+    """A big batch into an empty folder and a full one; with a `baseline` soul (another
+    install), the same batches by it, run by run in turn with this one's."""
     existing = (0, 20_000)
     print(
         f"Big batch into one folder ({prompts} prompts, --concurrency {concurrency}, fake "
@@ -590,51 +594,60 @@ def bench_bigbatch(prompts: int, concurrency: int, latency: float, repeats: int)
     )
     settings = FakeSettings(api_key=KEY, queue_seconds=0, run_seconds=latency, small_images=True)
     ideal = prompts / concurrency * latency
-    cpu: dict[int, list[float]] = {count: [] for count in existing}
-    walls: dict[int, list[float]] = {count: [] for count in existing}
+    souls = {"": SOUL} if baseline is None else {"": SOUL, "baseline ": baseline}
+    runs = [(who, count) for count in existing for who in souls]
+    cpu: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+    walls: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
     with Fake302(settings) as fake, scratch() as base:
         for run in range(repeats):
-            for count in existing:
+            for who, count in runs:
                 # A fresh folder and ledger each run: only the files said to be there are.
-                where = base / f"run{run}-{count}"
+                where = base / f"run{run}-{count}{who.strip()}"
                 out = where / "out"
                 out.mkdir(parents=True)
                 for i in range(count):
                     (out / f"earlier_{i}.png").touch()
                 batch = where / "prompts.txt"
                 batch.write_text("".join(f"big batch {run} {count} {i}\n" for i in range(prompts)))
-                cmd = [SOUL, "batch", str(batch), "-o", str(out), "-c", str(concurrency)]
+                cmd = [souls[who], "batch", str(batch), "-o", str(out), "-c", str(concurrency)]
                 cpu_before = _cpu_of_children()
                 started = time.perf_counter()
                 done = subprocess.run(cmd, env=soul_env(where, fake), capture_output=True)
-                walls[count].append(time.perf_counter() - started)
-                cpu[count].append((_cpu_of_children() - cpu_before) / prompts)
+                walls[who, count].append(time.perf_counter() - started)
+                cpu[who, count].append((_cpu_of_children() - cpu_before) / prompts)
                 saved = len(done.stdout.splitlines())
                 if done.returncode != 0 or saved != 4 * prompts:
                     record(
-                        f"{count} files: batch exit / images saved",
+                        f"{who}{count} files: batch exit / images saved",
                         f"{done.returncode} / {saved}",
                         f"0 / {4 * prompts}",
                         False,
                     )
                     print("    " + done.stderr.decode(errors="replace")[-500:])
                     return
-    for count in existing:
-        label = f"{count} files in the folder"
-        record(f"{label}: CPU per task", _spread(cpu[count], "ms", 1000), "<= 15 ms",
-               statistics.median(cpu[count]) <= 0.015)  # fmt: skip
-        ratio = [w / ideal for w in walls[count]]
-        record(f"{label}: wall / ideal {ideal:g} s", _spread(ratio, "x", digits=2), "<= 1.15x",
-               statistics.median(ratio) <= 1.15)  # fmt: skip
-        rates = [prompts / w for w in walls[count]]
+    for who, count in runs:
+        label = f"{who}{count} files in the folder"
+        judged = not who  # the baseline's figures are for comparison
+        cpu_ms = statistics.median(cpu[who, count]) * 1000
+        record(f"{label}: CPU per task", _spread(cpu[who, count], "ms", 1000),
+               "<= 15 ms" if judged else "", cpu_ms <= 15 if judged else None)  # fmt: skip
+        ratio = [w / ideal for w in walls[who, count]]
+        record(f"{label}: wall / ideal {ideal:g} s", _spread(ratio, "x", digits=2),
+               "<= 1.15x" if judged else "",
+               statistics.median(ratio) <= 1.15 if judged else None)  # fmt: skip
+        rates = [prompts / w for w in walls[who, count]]
         record(f"{label}: tasks per second", _spread(rates, "/s"), f"ideal {prompts / ideal:g}")
-    growth = statistics.median(cpu[existing[-1]]) / statistics.median(cpu[existing[0]])
+    growth = statistics.median(cpu["", existing[-1]]) / statistics.median(cpu["", existing[0]])
     record(
         f"CPU per task, {existing[-1]} files / {existing[0]} files",
         f"{growth:.2f}x",
         "<= 1.15x (no growth)",
         growth <= 1.15,
     )
+    if baseline is not None:
+        for count in existing:
+            than = statistics.median(cpu["", count]) / statistics.median(cpu["baseline ", count])
+            record(f"{count} files: CPU per task, this / baseline", f"{than:.2f}x")
 
 
 # Run by the Python of the soul being measured, so the ledger has that soul's schema:
@@ -1043,7 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         metavar="SOUL",
-        help="another installed soul (path to its `soul`), measured beside this one in netstart",
+        help="another installed soul (path to its `soul`), measured beside this one in "
+        "netstart and bigbatch",
     )
     parser.add_argument(
         "--soul",
@@ -1072,7 +1086,9 @@ def main(argv: list[str] | None = None) -> int:
         "gallery": lambda: bench_gallery(50 if args.quick else 1000, 3 if args.quick else 5),
         "photos": lambda: bench_gallery_photos(10 if args.quick else 100),
         "bigbatch": lambda: (
-            bench_bigbatch(32, 8, 1.0, 1) if args.quick else bench_bigbatch(1000, 32, 2.0, 3)
+            bench_bigbatch(32, 8, 1.0, 1, args.baseline)
+            if args.quick
+            else bench_bigbatch(1000, 32, 2.0, 3, args.baseline)
         ),
         "ledger": lambda: bench_ledger(5 if args.quick else 21, 2000 if args.quick else 100_000),
     }

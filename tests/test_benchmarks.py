@@ -43,6 +43,8 @@ def test_benchmark_script_runs_and_reports_targets(tmp_path: Path) -> None:
                 "0 files in the folder: CPU per task",
                 "20000 files in the folder: wall / ideal 4 s",
                 "CPU per task, 20000 files / 0 files",
+                "baseline 20000 files in the folder: CPU per task",
+                "20000 files: CPU per task, this / baseline",
             ],
         ),
         (
@@ -59,6 +61,7 @@ def test_benchmark_script_runs_and_reports_targets(tmp_path: Path) -> None:
             "netstart,waiting",
             [
                 "soul generate --no-wait / soul generate --dry-run",
+                "soul generate --no-wait: this / baseline",
                 "soul fetch --last (images on disk) / soul history --json",
                 "soul fetch --last: imports",
                 "soul generate 'a dog' --no-wait: TLS contexts, CA bundle reads",
@@ -89,6 +92,9 @@ def test_benchmark_sections_run_and_report_targets(
             section,
             "--json",
             str(out),
+            # The installed soul stands in for another install: both run side by side.
+            "--baseline",
+            str(Path(sys.executable).parent / "soul"),
         ],
         capture_output=True,
         text=True,
