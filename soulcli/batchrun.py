@@ -118,7 +118,8 @@ class LineWatcher(Watcher):
 
 
 def out_dir_of(line: BatchLine) -> Path:
-    """A line's output directory, created and checked (before anything is paid for)."""
+    """A line's output directory, created and checked (the run checked them all before
+    its first request)."""
     from soulcli.outdir import prepare_out_dir
 
     return prepare_out_dir(Path(line.out or "."))
@@ -186,9 +187,10 @@ def run_plan(
     from soulcli.batchplan import Item
     from soulcli.config import check_base_url
     from soulcli.follow import open_client
+    from soulcli.outdir import prepare_before_sending
 
     for line in plan.new + [item.line for item in plan.to_resume]:
-        out_dir_of(line)
+        prepare_before_sending(Path(line.out or "."))
     results = settled_results(plan)
     for result in results:
         if result.earlier is not None:

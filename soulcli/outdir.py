@@ -34,3 +34,13 @@ def prepare_out_dir(out_dir: Path) -> Path:
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise DownloadError(f"output directory {out_dir} is not writable")
     return out_dir.resolve()
+
+
+def prepare_before_sending(out_dir: Path) -> Path:
+    """prepare_out_dir for a directory checked before any request goes out this run:
+    its error says that nothing was sent (a bare "cannot create" after the price line
+    reads as if the request had been paid for)."""
+    try:
+        return prepare_out_dir(out_dir)
+    except DownloadError as exc:
+        raise DownloadError(f"{exc.message}; nothing was sent", hint=exc.hint) from exc

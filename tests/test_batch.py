@@ -339,3 +339,19 @@ def test_dry_run_after_a_run_prices_only_what_would_be_sent(fake: Fake302, tmp_p
     again = run_soul("batch", str(prompts), "-o", out, "--dry-run", "--again", fake=fake)
     assert len(again.lines) == 3 and "3 new (0.3 PTC)" in again.stderr
     assert fake.post_count() == posts
+
+
+def test_an_output_folder_under_a_file_stops_the_batch_before_anything_is_sent(
+    fake: Fake302, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    batch = tmp_path / "prompts.txt"
+    batch.write_text("a red kite\na fox in snow\n")
+    result = run_soul("batch", str(batch), "-o", str(blocker / "pics"), fake=fake)
+    assert result.code == 14
+    assert result.stderr.endswith(
+        f"soul: error: cannot create output directory {blocker / 'pics'}: Not a directory; "
+        "nothing was sent\n"
+    )
+    assert result.stdout == "" and fake.requests() == []

@@ -222,7 +222,10 @@ def test_unusable_output_directory_is_found_before_paying(fake: Fake302, tmp_pat
     blocker.write_text("x")
     result = run_soul("generate", "a dog", "-o", str(blocker / "pics"), fake=fake)
     assert result.code == 14
-    assert "output directory" in result.stderr
+    assert result.stderr.endswith(
+        f"soul: error: cannot create output directory {blocker / 'pics'}: Not a directory; "
+        "nothing was sent\n"
+    )
     assert fake.requests() == []
 
 

@@ -126,7 +126,7 @@ def generate(
 
     from soulcli.follow import open_client, request_json
     from soulcli.ledger import Ledger
-    from soulcli.outdir import prepare_out_dir, refuse_a_file
+    from soulcli.outdir import prepare_before_sending, refuse_a_file
     from soulcli.submit import submit_recorded
 
     out_dir = Path(out or settings.out_dir or ".").expanduser()
@@ -138,7 +138,7 @@ def generate(
     confirm_price(request.price, settings.confirm_above, yes=yes)
     # Find an unwritable directory before paying, not after (and after the question,
     # so that a "no" leaves no empty directory behind).
-    out_dir = out_dir.resolve() if no_wait else prepare_out_dir(out_dir)
+    out_dir = out_dir.resolve() if no_wait else prepare_before_sending(out_dir)
     with open_client(settings) as client, Ledger.open() as ledger:
         local_id, task_id = submit_recorded(
             client,
