@@ -377,52 +377,36 @@ def test_an_international_host_name_is_reached_as_httpx_names_it() -> None:
     assert request.headers["Host"] == "xn--fa-hia.de"
 
 
+# http.client would read the first four until the connection closes: a user would wait
+# out the read timeout for an answer httpx's own transport refused at once. The last
+# three the server ends by closing the connection.
 @pytest.mark.parametrize(
-    ("head", "says"),
+    ("answer", "then_close", "says"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}", "a bad content length: abc"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "2, 3"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n", "gzip"),
-        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "protocol switch"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}", False, "a bad content length: abc"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", False, "2, 3"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n", False, "gzip"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", False, "protocol switch"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{}", True, "whole body came"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", True, "a bad status line: HTTP/1.1 2x0 OK"),
+        (b"", True, "Remote end closed connection without response"),
     ],
 )
-def test_an_answer_framed_unreadably_is_an_error_at_once(
-    serve: Callable[[Handler], ScriptedServer], head: bytes, says: str
+def test_a_broken_answer_is_an_error_at_once_that_says_what_broke(
+    serve: Callable[[Handler], ScriptedServer], answer: bytes, then_close: bool, says: str
 ) -> None:
-    # http.client would read such a body until the connection closes: a user would
-    # wait out the read timeout for an answer httpx's own transport refused at once.
-    def odd(conn: socket.socket) -> None:
+    def broken(conn: socket.socket) -> None:
         server.read_request(conn)
-        conn.sendall(head)
-        time.sleep(3)
+        conn.sendall(answer)
+        if not then_close:
+            time.sleep(3)
 
-    server = serve(odd)
+    server = serve(broken)
     started = time.monotonic()
     with client(Http11Transport(), read=2.0) as http, pytest.raises(httpx.RemoteProtocolError) as e:
         http.post(server.url, json={})
     assert time.monotonic() - started < 1.0
     assert says in str(e.value)
-
-
-@pytest.mark.parametrize(
-    ("answer", "says"),
-    [
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{}", "whole body came"),
-        (b"HTTP/1.1 2x0 OK\r\n\r\n", "a bad status line: HTTP/1.1 2x0 OK"),
-        (b"", "Remote end closed connection without response"),
-    ],
-)
-def test_a_broken_answer_says_what_broke(
-    serve: Callable[[Handler], ScriptedServer], answer: bytes, says: str
-) -> None:
-    def broken(conn: socket.socket) -> None:
-        server.read_request(conn)
-        conn.sendall(answer)
-
-    server = serve(broken)
-    with client(Http11Transport()) as http, pytest.raises(httpx.RemoteProtocolError) as caught:
-        http.get(server.url)
-    assert says in str(caught.value)
 
 
 def test_idle_connections_under_the_one_in_use_expire_too(
