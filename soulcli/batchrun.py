@@ -117,12 +117,13 @@ class LineWatcher(Watcher):
         self.events.updated(self.number, snapshot)
 
 
-def out_dir_of(line: BatchLine) -> Path:
-    """A line's output directory, created and checked (the run checked them all before
-    its first request)."""
-    from soulcli.outdir import prepare_out_dir
+def out_dir_of(line: BatchLine, *, before_sending: bool = False) -> Path:
+    """A line's output directory, created and checked (the run checks them all before
+    its first request: `before_sending`)."""
+    from soulcli.outdir import prepare_before_sending, prepare_out_dir
 
-    return prepare_out_dir(Path(line.out or "."))
+    prepare = prepare_before_sending if before_sending else prepare_out_dir
+    return prepare(Path(line.out or "."))
 
 
 def settled_results(plan: Plan) -> list[LineResult]:
@@ -187,10 +188,9 @@ def run_plan(
     from soulcli.batchplan import Item
     from soulcli.config import check_base_url
     from soulcli.follow import open_client
-    from soulcli.outdir import prepare_before_sending
 
     for line in plan.new + [item.line for item in plan.to_resume]:
-        prepare_before_sending(Path(line.out or "."))
+        out_dir_of(line, before_sending=True)
     results = settled_results(plan)
     for result in results:
         if result.earlier is not None:

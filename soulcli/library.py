@@ -428,10 +428,11 @@ class Soul:
         with Ledger.open(path) as ledger:
             yield ledger
 
-    def _out_dir(self, out: str | Path | None) -> Path:
-        from soulcli.outdir import prepare_out_dir
+    def _out_dir(self, out: str | Path | None, *, before_sending: bool = False) -> Path:
+        from soulcli.outdir import prepare_before_sending, prepare_out_dir
 
-        return prepare_out_dir(Path(out or self.settings.out_dir or ".").expanduser())
+        prepare = prepare_before_sending if before_sending else prepare_out_dir
+        return prepare(Path(out or self.settings.out_dir or ".").expanduser())
 
     def _submit(
         self,
@@ -449,7 +450,8 @@ class Soul:
             from soulcli.batchfile import check_image_stem
 
             check_image_stem(name, what="name")
-        out_dir = self._out_dir(out)  # an unwritable directory is found before paying
+        # An unwritable directory is found before paying.
+        out_dir = self._out_dir(out, before_sending=True)
         with _stops_stay_stops():
             local_id, task_id = submit_recorded(
                 client,

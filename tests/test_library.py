@@ -87,7 +87,7 @@ def test_a_partial_task_is_a_result_not_an_exception(tmp_path: Path) -> None:
 
 
 def test_errors_are_typed_and_nothing_is_sent(fake: Fake302, tmp_path: Path) -> None:
-    from soulcli import AuthError, ConfigError, Soul, SoulError, UsageError
+    from soulcli import AuthError, ConfigError, DownloadError, Soul, SoulError, UsageError
 
     soul = Soul(api_key=fake.settings.api_key, base_url=fake.base_url, out_dir=tmp_path)
     with pytest.raises(UsageError, match="unknown style"):
@@ -106,6 +106,11 @@ def test_errors_are_typed_and_nothing_is_sent(fake: Fake302, tmp_path: Path) -> 
     assert isinstance(refused.value, SoulError) and refused.value.exit_code == 4
     assert "sk-wrong" not in str(refused.value)
     assert fake.post_count() == 1  # the refused one: the server said 401, nothing was made
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    with pytest.raises(DownloadError, match=r"Not a directory; nothing was sent$"):
+        soul.generate("a dog", out=blocker / "pics")
+    assert fake.post_count() == 1
 
 
 def test_the_key_never_shows_in_repr(fake: Fake302) -> None:
